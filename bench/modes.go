@@ -1,0 +1,310 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MemoryOptions configures the memory mode.
+type MemoryOptions struct {
+	Servers []ServerSpec
+	Items   int // items to store
+	Size    int // value size
+	Reps    int
+	Conns   int
+	Log     io.Writer
+	Failed  map[string]string
+}
+
+// MemoryRun is one load of Items items into a fresh server.
+type MemoryRun struct {
+	Server       string            `json:"server"`
+	Rep          int               `json:"rep"`
+	Version      string            `json:"version,omitempty"`
+	OK           bool              `json:"ok"`
+	Error        string            `json:"error,omitempty"`
+	RSSBefore    uint64            `json:"rss_before"`
+	RSSAfter     uint64            `json:"rss_after"`
+	Items        int64             `json:"curr_items"`
+	Evictions    int64             `json:"evictions"`
+	BytesPerItem float64           `json:"bytes_per_item"` // RSS growth / stored items
+	Extra        map[string]string `json:"extra_stats,omitempty"`
+}
+
+// MemorySummary is the median of one server's runs.
+type MemorySummary struct {
+	Server       string            `json:"server"`
+	OK           bool              `json:"ok"`
+	Reason       string            `json:"reason,omitempty"`
+	RSSAfter     float64           `json:"rss_after"`
+	Items        int64             `json:"curr_items"`
+	BytesPerItem float64           `json:"bytes_per_item"`
+	Extra        map[string]string `json:"extra_stats,omitempty"`
+}
+
+// MemoryReport is the memory mode's output.
+type MemoryReport struct {
+	Env     Env                `json:"env"`
+	Options map[string]any     `json:"options"`
+	Servers []MemorySummary    `json:"servers"`
+	Ratio   map[string]float64 `json:"ratio,omitempty"`
+	Runs    []MemoryRun        `json:"runs"`
+}
+
+// extraStats keeps the stats a Go server may add (heap objects, GC pauses).
+func extraStats(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		lk := strings.ToLower(k)
+		if strings.Contains(lk, "heap") || strings.Contains(lk, "gc") || strings.HasPrefix(lk, "go_") {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func statInt(m map[string]string, k string) int64 {
+	v, _ := strconv.ParseInt(m[k], 10, 64)
+	return v
+}
+
+// Memory loads Items items of Size bytes into each fresh server and reports
+// RSS growth per stored item.
+func Memory(ctx context.Context, o MemoryOptions) *MemoryReport {
+	rep := &MemoryReport{}
+	for r := 0; r < o.Reps; r++ {
+		order := append([]ServerSpec(nil), o.Servers...)
+		if r%2 == 1 {
+			order[0], order[len(order)-1] = order[len(order)-1], order[0]
+		}
+		for _, spec := range order {
+			mr := MemoryRun{Server: spec.Name, Rep: r + 1}
+			if reason, bad := o.Failed[spec.Name]; bad {
+				mr.Error = reason
+			} else {
+				memoryRun(ctx, spec, o, &mr)
+			}
+			if o.Log != nil {
+				if mr.OK {
+					fmt.Fprintf(o.Log, "memory %-10s rep %d: %d items, RSS %s -> %s, %.1f B/item\n", spec.Name, r+1,
+						mr.Items, mib(float64(mr.RSSBefore)), mib(float64(mr.RSSAfter)), mr.BytesPerItem)
+				} else {
+					fmt.Fprintf(o.Log, "memory %-10s rep %d FAILED: %s\n", spec.Name, r+1, mr.Error)
+				}
+			}
+			rep.Runs = append(rep.Runs, mr)
+		}
+	}
+	for _, spec := range o.Servers {
+		s := MemorySummary{Server: spec.Name, OK: true}
+		var rss, bpi []float64
+		for _, r := range rep.Runs {
+			if r.Server != spec.Name {
+				continue
+			}
+			if !r.OK {
+				s.OK = false
+				if s.Reason == "" {
+					s.Reason = r.Error
+				}
+				continue
+			}
+			rss = append(rss, float64(r.RSSAfter))
+			bpi = append(bpi, r.BytesPerItem)
+			s.Items, s.Extra = r.Items, r.Extra
+		}
+		if s.OK {
+			s.RSSAfter, s.BytesPerItem = Median(rss), Median(bpi)
+		}
+		rep.Servers = append(rep.Servers, s)
+	}
+	if len(rep.Servers) == 2 && rep.Servers[0].OK && rep.Servers[1].OK {
+		rep.Ratio = map[string]float64{
+			"rss":            Ratio(rep.Servers[0].RSSAfter, rep.Servers[1].RSSAfter),
+			"bytes_per_item": Ratio(rep.Servers[0].BytesPerItem, rep.Servers[1].BytesPerItem),
+		}
+	}
+	return rep
+}
+
+func memoryRun(ctx context.Context, spec ServerSpec, o MemoryOptions, mr *MemoryRun) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	srv, err := StartServer(ctx, spec)
+	if err != nil {
+		mr.Error = err.Error()
+		return
+	}
+	defer srv.Stop()
+	mr.Version = srv.Version
+	s0, err := srv.Sample()
+	if err != nil {
+		mr.Error = err.Error()
+		return
+	}
+	cfg := Config{Network: "tcp", Addr: srv.Addr, Conns: o.Conns, Keys: uint64(o.Items), ValueMin: o.Size, ValueMax: o.Size}
+	if err := Preload(ctx, cfg); err != nil {
+		mr.Error = "load: " + err.Error()
+		return
+	}
+	time.Sleep(200 * time.Millisecond) // let a GC'd server settle
+	s1, err := srv.Sample()
+	if err != nil {
+		mr.Error = err.Error()
+		return
+	}
+	st, err := Stats(srv.Addr, 2*time.Second)
+	if err != nil {
+		mr.Error = "stats: " + err.Error()
+		return
+	}
+	mr.RSSBefore, mr.RSSAfter = s0.RSS, s1.RSS
+	mr.Items, mr.Evictions = statInt(st, "curr_items"), statInt(st, "evictions")
+	mr.Extra = extraStats(st)
+	if mr.Items <= 0 {
+		mr.Error = fmt.Sprintf("curr_items is %q after storing %d items", st["curr_items"], o.Items)
+		return
+	}
+	mr.BytesPerItem = float64(int64(s1.RSS)-int64(s0.RSS)) / float64(mr.Items)
+	mr.OK = true
+}
+
+// HitRatioOptions configures the hit-ratio mode.
+type HitRatioOptions struct {
+	Servers  []ServerSpec
+	Keys     uint64 // key space (its data should exceed MemMB)
+	Size     int
+	Dist     Dist
+	Ops      int64 // measured get requests (after as many for warm-up)
+	Warmup   int64
+	Conns    int
+	Pipeline int
+	Reps     int
+	Log      io.Writer
+	Failed   map[string]string
+}
+
+// HitRatioRun is one cache-aside run on a fresh server.
+type HitRatioRun struct {
+	Server    string  `json:"server"`
+	Rep       int     `json:"rep"`
+	Version   string  `json:"version,omitempty"`
+	OK        bool    `json:"ok"`
+	Error     string  `json:"error,omitempty"`
+	MissRatio float64 `json:"miss_ratio"`
+	Gets      int64   `json:"gets"`
+	Misses    int64   `json:"misses"`
+	Evictions int64   `json:"evictions"`
+	Items     int64   `json:"curr_items"`
+	RSS       uint64  `json:"rss"`
+}
+
+// HitRatioReport is the hit-ratio mode's output.
+type HitRatioReport struct {
+	Env     Env                `json:"env"`
+	Options map[string]any     `json:"options"`
+	Median  map[string]float64 `json:"median_miss_ratio"`
+	Ratio   float64            `json:"ratio,omitempty"`
+	Runs    []HitRatioRun      `json:"runs"`
+}
+
+// HitRatio runs the lazy-loading pattern (get; on a miss, set) on each
+// server and reports its miss ratio after a warm-up.
+func HitRatio(ctx context.Context, o HitRatioOptions) *HitRatioReport {
+	rep := &HitRatioReport{Median: map[string]float64{}}
+	for r := 0; r < o.Reps; r++ {
+		order := append([]ServerSpec(nil), o.Servers...)
+		if r%2 == 1 {
+			order[0], order[len(order)-1] = order[len(order)-1], order[0]
+		}
+		for _, spec := range order {
+			hr := HitRatioRun{Server: spec.Name, Rep: r + 1}
+			if reason, bad := o.Failed[spec.Name]; bad {
+				hr.Error = reason
+			} else {
+				hitRatioRun(ctx, spec, o, &hr)
+			}
+			if o.Log != nil {
+				if hr.OK {
+					fmt.Fprintf(o.Log, "hitratio %-10s rep %d: miss ratio %.4f (%d gets, %d evictions)\n",
+						spec.Name, r+1, hr.MissRatio, hr.Gets, hr.Evictions)
+				} else {
+					fmt.Fprintf(o.Log, "hitratio %-10s rep %d FAILED: %s\n", spec.Name, r+1, hr.Error)
+				}
+			}
+			rep.Runs = append(rep.Runs, hr)
+		}
+	}
+	for _, spec := range o.Servers {
+		var xs []float64
+		ok := true
+		for _, r := range rep.Runs {
+			if r.Server == spec.Name {
+				ok = ok && r.OK
+				xs = append(xs, r.MissRatio)
+			}
+		}
+		if ok && len(xs) > 0 {
+			rep.Median[spec.Name] = Median(xs)
+		}
+	}
+	if len(o.Servers) == 2 {
+		a, oka := rep.Median[o.Servers[0].Name]
+		b, okb := rep.Median[o.Servers[1].Name]
+		if oka && okb && b > 0 {
+			rep.Ratio = a / b
+		}
+	}
+	return rep
+}
+
+func hitRatioRun(ctx context.Context, spec ServerSpec, o HitRatioOptions, hr *HitRatioRun) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	srv, err := StartServer(ctx, spec)
+	if err != nil {
+		hr.Error = err.Error()
+		return
+	}
+	defer srv.Stop()
+	hr.Version = srv.Version
+	cfg := Config{Network: "tcp", Addr: srv.Addr, Conns: o.Conns, Keys: o.Keys, Dist: o.Dist,
+		ValueMin: o.Size, ValueMax: o.Size, GetRatio: 1, Pipeline: o.Pipeline, Lazy: true, Seed: uint64(hr.Rep)}
+	if o.Warmup > 0 {
+		cfg.Ops = o.Warmup
+		res, err := Run(ctx, cfg)
+		if err != nil || res.Errors > 0 {
+			hr.Error = fmt.Sprintf("warm-up: %v %v", err, errSummary(res))
+			return
+		}
+	}
+	cfg.Ops = o.Ops
+	cfg.Seed += 1000
+	res, err := Run(ctx, cfg)
+	if err != nil || res.Errors > 0 {
+		hr.Error = fmt.Sprintf("run: %v %v", err, errSummary(res))
+		return
+	}
+	hr.MissRatio, hr.Gets, hr.Misses = res.MissRatio, res.Gets, res.Misses
+	if st, err := Stats(srv.Addr, 2*time.Second); err == nil {
+		hr.Evictions, hr.Items = statInt(st, "evictions"), statInt(st, "curr_items")
+	}
+	if s, err := srv.Sample(); err == nil {
+		hr.RSS = s.RSS
+	}
+	hr.OK = true
+}
+
+func errSummary(r *Result) string {
+	if r == nil || r.Errors == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d reply error(s): %s", r.Errors, strings.Join(r.ErrorSamples, "; "))
+}

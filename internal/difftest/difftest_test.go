@@ -1,0 +1,369 @@
+package difftest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pmezard/go-difflib/difflib"
+
+	"github.com/gocached/gocached/internal/testutil"
+	"github.com/gocached/gocached/server"
+)
+
+const (
+	// sentinel follows every "send" step; its reply marks the end of the
+	// step's replies (memcached 1.6 answers the meta no-op with MN).
+	sentinel      = "mn\r\n"
+	sentinelReply = "MN\r\n"
+	// stepTimeout bounds the wait for one step's replies.
+	stepTimeout = 3 * time.Second
+)
+
+// Environment switches.
+var (
+	// DIFFTEST_SELF=1 compares memcached with a second memcached: the
+	// self-check that every case is deterministic after its masks.
+	selfCheck = os.Getenv("DIFFTEST_SELF") != ""
+	// DIFFTEST_VERBOSE=1 logs both replies of every step.
+	verbose = os.Getenv("DIFFTEST_VERBOSE") != ""
+)
+
+func TestDifferential(t *testing.T) {
+	testutil.RequireTool(t, "memcached")
+	cases, err := loadCorpus("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) == 0 {
+		t.Fatal("empty corpus")
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if c.skipGo != "" && !selfCheck {
+				t.Skipf("%s: not compared with gocached yet: %s", c.file, c.skipGo)
+			}
+			ref := testutil.StartMemcached(t, c.flags...)
+			var other, otherName string
+			if selfCheck {
+				other, otherName = testutil.StartMemcached(t, c.flags...), "memcached#2"
+			} else {
+				mutate, err := configFromFlags(c.flags)
+				if err != nil {
+					t.Fatalf("%s: %v", c.file, err)
+				}
+				other, otherName = testutil.StartGocached(t, mutate), "gocached"
+			}
+			runCase(t, c, [2]string{"memcached", otherName}, [2]string{ref, other})
+		})
+	}
+}
+
+// side is one server's connections during a case.
+type side struct {
+	name   string
+	addr   string
+	conns  map[int]net.Conn
+	closed map[int]bool
+}
+
+func (s *side) conn(n int) (net.Conn, error) {
+	if c, ok := s.conns[n]; ok {
+		return c, nil
+	}
+	c, err := net.DialTimeout("tcp", s.addr, stepTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s.conns[n] = c
+	return c, nil
+}
+
+func (s *side) closeAll() {
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
+// do performs one request step on connection n and returns what came back,
+// without the sentinel's reply, plus <EOF> when the server closed the
+// connection and <TIMEOUT> when it neither answered nor closed in time.
+func (s *side) do(n int, st step, req []byte) []byte {
+	if s.closed[n] {
+		return []byte("<connection already closed>")
+	}
+	c, err := s.conn(n)
+	if err != nil {
+		return []byte(fmt.Sprintf("<dial: %v>", err))
+	}
+	if _, err := c.Write(req); err != nil {
+		s.closed[n] = true
+		return []byte("<EOF>")
+	}
+	if st.kind == stepPart {
+		return nil
+	}
+	if st.kind == stepSend {
+		if _, err := c.Write([]byte(sentinel)); err != nil {
+			s.closed[n] = true
+			return []byte("<EOF>")
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(stepTimeout))
+	var buf []byte
+	tmp := make([]byte, 64<<10)
+	for {
+		k, err := c.Read(tmp)
+		buf = append(buf, tmp[:k]...)
+		if st.kind == stepSend && bytes.HasSuffix(buf, []byte(sentinelReply)) {
+			return buf[:len(buf)-len(sentinelReply)]
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return append(buf, "<TIMEOUT>"...)
+			}
+			// EOF or a reset (memcached resets when it closes with
+			// unread input): both are "the server closed".
+			s.closed[n] = true
+			return append(buf, "<EOF>"...)
+		}
+	}
+}
+
+// runCase plays c's steps against both servers, step by step, and fails
+// at the first step whose masked replies differ.
+func runCase(t *testing.T, c *testCase, names, addrs [2]string) {
+	sides := [2]*side{}
+	for i := range sides {
+		sides[i] = &side{name: names[i], addr: addrs[i], conns: map[int]net.Conn{}, closed: map[int]bool{}}
+		defer sides[i].closeAll()
+	}
+	cur := 1
+	for _, st := range c.steps {
+		switch st.kind {
+		case stepConn:
+			cur = st.conn
+			continue
+		case stepSleep:
+			time.Sleep(st.sleep)
+			continue
+		}
+		req := []byte(expand(st.text, time.Now()))
+		var got [2][]byte
+		for i, s := range sides {
+			got[i] = applyMasks(c.masks, s.do(cur, st, req))
+		}
+		where := fmt.Sprintf("%s (step at line %d, conn %d)", c.file, st.line, cur)
+		if verbose {
+			t.Logf("%s\nrequest:\n%s\n%s:\n%s\n%s:\n%s", where, indent(render(req)),
+				names[0], indent(render(got[0])), names[1], indent(render(got[1])))
+		}
+		if bytes.HasSuffix(got[0], []byte("<TIMEOUT>")) {
+			t.Fatalf("%s: memcached neither answered nor closed within %v: the case eats its sentinel (use part: or close:)\nrequest:\n%s",
+				where, stepTimeout, indent(render(req)))
+		}
+		if !bytes.Equal(got[0], got[1]) {
+			t.Fatalf("%s: replies differ (masked), first at byte %d\nrequest:\n%s\n%s",
+				where, firstDiff(got[0], got[1]), indent(render(req)), diff(names, got))
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// diff is a unified diff of the two replies, one protocol line a line.
+func diff(names [2]string, got [2][]byte) string {
+	ud := difflib.UnifiedDiff{
+		A:        difflib.SplitLines(render(got[0])),
+		B:        difflib.SplitLines(render(got[1])),
+		FromFile: names[0],
+		ToFile:   names[1],
+		Context:  3,
+	}
+	s, err := difflib.GetUnifiedDiffString(ud)
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+const maxShownLine = 200
+
+// render shows bytes readably: one protocol line a line, with \r, \n and
+// other control or non-ASCII bytes escaped, long lines cut.
+func render(b []byte) string {
+	if len(b) == 0 {
+		return "(nothing)\n"
+	}
+	var out strings.Builder
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line = b[:i+1]
+		}
+		b = b[len(line):]
+		shown := line
+		if len(shown) > maxShownLine {
+			shown = shown[:maxShownLine]
+		}
+		for _, ch := range shown {
+			switch {
+			case ch == '\r':
+				out.WriteString(`\r`)
+			case ch == '\n':
+				out.WriteString(`\n`)
+			case ch == '\\':
+				out.WriteString(`\\`)
+			case ch < 0x20 || ch >= 0x7f:
+				fmt.Fprintf(&out, `\x%02x`, ch)
+			default:
+				out.WriteByte(ch)
+			}
+		}
+		if len(line) > maxShownLine {
+			fmt.Fprintf(&out, "...(%d bytes in all)", len(line))
+		}
+		out.WriteByte('\n')
+	}
+	return out.String()
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n    ")
+}
+
+// configFromFlags turns the memcached flags of a case into the change of
+// gocached's default configuration that means the same.
+func configFromFlags(flags []string) (func(*server.Config), error) {
+	var muts []func(*server.Config)
+	for i := 0; i < len(flags); i++ {
+		f := flags[i]
+		arg := func() (string, error) {
+			if i+1 >= len(flags) {
+				return "", fmt.Errorf("flag %s wants a value", f)
+			}
+			i++
+			return flags[i], nil
+		}
+		atoi := func() (int, error) {
+			v, err := arg()
+			if err != nil {
+				return 0, err
+			}
+			return strconv.Atoi(v)
+		}
+		var m func(*server.Config)
+		switch f {
+		case "-M":
+			m = func(c *server.Config) { c.Store.DisableEvictions = true }
+		case "-C":
+			m = func(c *server.Config) { c.Store.DisableCAS = true }
+		case "-A":
+			m = func(c *server.Config) { c.EnableShutdown = true }
+		case "-F":
+			m = func(c *server.Config) { c.DisableFlushAll = true }
+		case "-X":
+			m = func(c *server.Config) { c.DisableDumping = true }
+		case "-v", "-vv", "-vvv":
+			n := len(f) - 1
+			m = func(c *server.Config) { c.Verbosity = n }
+		case "-m", "-c", "-t", "-R", "-n", "-b":
+			v, err := atoi()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", f, err)
+			}
+			m = map[string]func(*server.Config){
+				"-m": func(c *server.Config) { c.Store.MemoryLimit = int64(v) << 20 },
+				"-c": func(c *server.Config) { c.MaxConns = v },
+				"-t": func(c *server.Config) { c.Threads = v },
+				"-R": func(c *server.Config) { c.ReqsPerEvent = v },
+				"-n": func(c *server.Config) { c.Store.MinChunkSize = v },
+				"-b": func(c *server.Config) { c.Backlog = v },
+			}[f]
+		case "-f":
+			v, err := arg()
+			if err != nil {
+				return nil, err
+			}
+			g, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, fmt.Errorf("-f: %v", err)
+			}
+			m = func(c *server.Config) { c.Store.GrowthFactor = g }
+		case "-I":
+			v, err := arg()
+			if err != nil {
+				return nil, err
+			}
+			size, err := parseSize(v)
+			if err != nil {
+				return nil, fmt.Errorf("-I: %v", err)
+			}
+			m = func(c *server.Config) { c.Store.MaxItemSize = size }
+		case "-B":
+			v, err := arg()
+			if err != nil {
+				return nil, err
+			}
+			m = func(c *server.Config) { c.Protocol = v }
+		case "-o":
+			v, err := arg()
+			if err != nil {
+				return nil, err
+			}
+			m = func(c *server.Config) {
+				for _, kv := range strings.Split(v, ",") {
+					k, val, _ := strings.Cut(kv, "=")
+					c.Extended[k] = val
+					if k == "idle_timeout" {
+						secs, _ := strconv.Atoi(val)
+						c.IdleTimeout = time.Duration(secs) * time.Second
+					}
+				}
+			}
+		default:
+			return nil, fmt.Errorf("flag %s has no gocached translation in configFromFlags", f)
+		}
+		muts = append(muts, m)
+	}
+	return func(c *server.Config) {
+		for _, m := range muts {
+			m(c)
+		}
+	}, nil
+}
+
+// parseSize reads memcached's -I argument: bytes with an optional k, m or
+// g suffix.
+func parseSize(s string) (int, error) {
+	mul := 1
+	switch strings.ToLower(s[len(s)-1:]) {
+	case "k":
+		mul = 1 << 10
+	case "m":
+		mul = 1 << 20
+	case "g":
+		mul = 1 << 30
+	}
+	if mul != 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	return n * mul, err
+}

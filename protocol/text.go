@@ -1,0 +1,522 @@
+// Package protocol parses and encodes memcached's wire formats: the classic
+// text protocol, the meta commands and the binary protocol. It does no I/O
+// and no logging: callers hand it bytes and get back requests, or hand it
+// results and get back reply bytes, so every rule can be tested in isolation.
+package protocol
+
+import (
+	"bytes"
+	"errors"
+)
+
+// Command identifies a request's command.
+type Command uint8
+
+// Text-protocol commands.
+const (
+	CmdNone Command = iota
+	CmdGet
+	CmdGets
+	CmdGat
+	CmdGats
+	CmdSet
+	CmdAdd
+	CmdReplace
+	CmdAppend
+	CmdPrepend
+	CmdCas
+	CmdDelete
+	CmdIncr
+	CmdDecr
+	CmdTouch
+	CmdFlushAll
+	CmdVersion
+	CmdVerbosity
+	CmdQuit
+	CmdShutdown
+	CmdStats
+	CmdCacheMemlimit
+	CmdMetaNoop   // mn
+	CmdMetaGet    // mg
+	CmdMetaSet    // ms
+	CmdMetaDelete // md
+	CmdMetaArith  // ma
+	CmdMetaDebug  // me
+	CmdLruCrawler
+	CmdSlabs
+	CmdLru
+	CmdWatch
+	CmdMisbehave
+	CmdRefreshCerts
+	CmdDebugTime
+)
+
+// Limits from memcached.
+const (
+	// MaxKeyLength is the longest key memcached accepts.
+	MaxKeyLength = 250
+	// MaxLineLength is the longest command line, other than get/gets, that
+	// may arrive without its newline; beyond it memcached closes the
+	// connection.
+	MaxLineLength = 2048
+	// maxTokens is memcached's MAX_TOKENS: a line splits into at most this
+	// many tokens, counting the terminal empty one memcached appends.
+	maxTokens = 24
+)
+
+// Request is one parsed text-protocol request. Byte slices point into the
+// buffer given to Parse and are valid until that buffer is reused.
+type Request struct {
+	Command Command
+	Key     []byte   // single-key commands
+	Keys    [][]byte // retrieval commands; the backing array is reused
+	Flags   uint32
+	Exptime int64 // as sent: relative seconds, Unix time or negative
+	Bytes   int   // length of the data block that follows a storage command
+	CAS     uint64
+	Delta   uint64
+	NoReply bool
+	// Args are the tokens after the command name for commands whose
+	// arguments the server interprets (stats, flush_all, verbosity,
+	// cache_memlimit, meta commands, ...). The backing array is reused.
+	Args [][]byte
+	// tokens is scratch space for the tokenizer.
+	tokens [maxTokens][]byte
+}
+
+// Reply is an error whose text is the exact line memcached sends for it.
+type Reply string
+
+func (r Reply) Error() string { return string(r) }
+
+// Replies memcached sends for malformed requests.
+const (
+	ErrUnknownCommand Reply = "ERROR"
+	ErrBadFormat      Reply = "CLIENT_ERROR bad command line format"
+	ErrBadDataChunk   Reply = "CLIENT_ERROR bad data chunk"
+	ErrBadExptime     Reply = "CLIENT_ERROR invalid exptime argument"
+	ErrBadDelta       Reply = "CLIENT_ERROR invalid numeric delta argument"
+	ErrDeleteUsage    Reply = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
+	ErrNonNumeric     Reply = "CLIENT_ERROR cannot increment or decrement non-numeric value"
+	ErrTooLarge       Reply = "SERVER_ERROR object too large for cache"
+	ErrOutOfMemory    Reply = "SERVER_ERROR out of memory storing object"
+)
+
+var (
+	// ErrIncomplete means buf holds no complete request yet: read more.
+	ErrIncomplete = errors.New("protocol: incomplete request")
+	// ErrLineTooLong means a line grew past its limit without a newline;
+	// memcached closes the connection.
+	ErrLineTooLong = errors.New("protocol: line too long")
+)
+
+// isLongLinePrefix reports whether an unfinished line is a multiget, which
+// memcached lets grow past MaxLineLength.
+func isLongLinePrefix(buf []byte) bool {
+	i := 0
+	for i < len(buf) && buf[i] == ' ' {
+		i++
+	}
+	if i > 100 {
+		return false
+	}
+	rest := buf[i:]
+	return bytes.HasPrefix(rest, []byte("get ")) || bytes.HasPrefix(rest, []byte("gets "))
+}
+
+// ParseLine parses the command line at the start of buf into r and returns
+// the length of the line including its newline. maxLine bounds a long get
+// line; other lines are bounded by MaxLineLength.
+//
+// Errors: ErrIncomplete (no newline yet; n is 0), ErrLineTooLong (close the
+// connection), or a Reply to send (n covers the bad line; r.NoReply says
+// whether the client asked for silence). A storage command's data block is
+// not consumed: check r.Bytes and call ParseData.
+func ParseLine(buf []byte, r *Request, maxLine int) (int, error) {
+	nl := bytes.IndexByte(buf, '\n')
+	if nl < 0 {
+		if len(buf) > MaxLineLength && (len(buf) > maxLine || !isLongLinePrefix(buf)) {
+			return 0, ErrLineTooLong
+		}
+		return 0, ErrIncomplete
+	}
+	if nl >= maxLine && nl > MaxLineLength {
+		return 0, ErrLineTooLong
+	}
+	n := nl + 1
+	line := buf[:nl]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	// memcached reads the line as a C string: a NUL ends it.
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	return n, parseCommand(line, r)
+}
+
+// tokenize splits line on spaces like memcached's tokenize_command: empty
+// tokens are skipped, and once max-1 tokens are taken the rest of the line
+// is the last token. It returns memcached's ntokens, which counts a terminal
+// empty token.
+func tokenize(line []byte, tokens *[maxTokens][]byte) int {
+	n := 0
+	start := 0
+	for i := 0; i < len(line); i++ {
+		if line[i] != ' ' {
+			continue
+		}
+		if i > start {
+			tokens[n] = line[start:i]
+			n++
+			if n == maxTokens-1 {
+				start = i + 1
+				if start < len(line) {
+					tokens[n] = line[start:]
+					n++
+				}
+				return n
+			}
+		}
+		start = i + 1
+	}
+	if start < len(line) {
+		tokens[n] = line[start:]
+		n++
+	}
+	tokens[n] = nil
+	return n + 1
+}
+
+func reset(r *Request) {
+	r.Command = CmdNone
+	r.Key = nil
+	r.Keys = r.Keys[:0]
+	r.Flags, r.Exptime, r.Bytes, r.CAS, r.Delta = 0, 0, 0, 0, 0
+	r.NoReply = false
+	r.Args = r.Args[:0]
+}
+
+var noreplyToken = []byte("noreply")
+
+// setNoReply mirrors memcached's set_noreply_maybe: the last real token
+// decides.
+func setNoReply(r *Request, tokens [][]byte) {
+	if len(tokens) > 0 && bytes.Equal(tokens[len(tokens)-1], noreplyToken) {
+		r.NoReply = true
+	}
+}
+
+func parseCommand(line []byte, r *Request) error {
+	reset(r)
+	nt := tokenize(line, &r.tokens)
+	toks := r.tokens[:nt-1] // real tokens, without the terminal one
+	if len(toks) == 0 {
+		return ErrUnknownCommand
+	}
+	name := toks[0]
+	switch string(name) { // the compiler does not allocate for this switch
+	case "get":
+		return parseRetrieval(CmdGet, line, toks, nt, r)
+	case "gets":
+		return parseRetrieval(CmdGets, line, toks, nt, r)
+	case "gat":
+		return parseRetrieval(CmdGat, line, toks, nt, r)
+	case "gats":
+		return parseRetrieval(CmdGats, line, toks, nt, r)
+	case "set":
+		return parseStorage(CmdSet, toks, nt, r)
+	case "add":
+		return parseStorage(CmdAdd, toks, nt, r)
+	case "replace":
+		return parseStorage(CmdReplace, toks, nt, r)
+	case "append":
+		return parseStorage(CmdAppend, toks, nt, r)
+	case "prepend":
+		return parseStorage(CmdPrepend, toks, nt, r)
+	case "cas":
+		return parseStorage(CmdCas, toks, nt, r)
+	case "delete":
+		return parseDelete(toks, nt, r)
+	case "incr":
+		return parseArith(CmdIncr, toks, nt, r)
+	case "decr":
+		return parseArith(CmdDecr, toks, nt, r)
+	case "touch":
+		return parseTouch(toks, nt, r)
+	case "flush_all":
+		return parseWithArgs(CmdFlushAll, toks, nt, 2, 4, r)
+	case "version":
+		r.Command = CmdVersion
+		return nil
+	case "quit":
+		r.Command = CmdQuit
+		return nil
+	case "shutdown":
+		return parseWithArgs(CmdShutdown, toks, nt, 2, 3, r)
+	case "verbosity":
+		return parseWithArgs(CmdVerbosity, toks, nt, 3, 4, r)
+	case "stats":
+		return parseWithArgs(CmdStats, toks, nt, 2, maxTokens, r)
+	case "cache_memlimit":
+		return parseWithArgs(CmdCacheMemlimit, toks, nt, 3, 4, r)
+	case "mn":
+		return parseWithArgs(CmdMetaNoop, toks, nt, 2, maxTokens, r)
+	case "mg":
+		return parseMeta(CmdMetaGet, toks, r)
+	case "ms":
+		return parseMeta(CmdMetaSet, toks, r)
+	case "md":
+		return parseMeta(CmdMetaDelete, toks, r)
+	case "ma":
+		return parseMeta(CmdMetaArith, toks, r)
+	case "me":
+		return parseMeta(CmdMetaDebug, toks, r)
+	case "lru_crawler":
+		return parseWithArgs(CmdLruCrawler, toks, nt, 2, maxTokens, r)
+	case "slabs":
+		return parseWithArgs(CmdSlabs, toks, nt, 2, maxTokens, r)
+	case "lru":
+		return parseWithArgs(CmdLru, toks, nt, 2, maxTokens, r)
+	case "watch":
+		return parseWithArgs(CmdWatch, toks, nt, 2, maxTokens, r)
+	case "misbehave":
+		return parseWithArgs(CmdMisbehave, toks, nt, 2, maxTokens, r)
+	case "refresh_certs":
+		return parseWithArgs(CmdRefreshCerts, toks, nt, 2, maxTokens, r)
+	case "debugtime":
+		return parseWithArgs(CmdDebugTime, toks, nt, 2, maxTokens, r)
+	}
+	return ErrUnknownCommand
+}
+
+// parseWithArgs accepts minTok <= ntokens <= maxTok (memcached's counts,
+// with the terminal token) and keeps the arguments for the server.
+func parseWithArgs(cmd Command, toks [][]byte, nt, minTok, maxTok int, r *Request) error {
+	if nt < minTok || nt > maxTok {
+		return ErrUnknownCommand
+	}
+	r.Command = cmd
+	r.Args = append(r.Args, toks[1:]...)
+	// Of these commands only the three below honour noreply in memcached;
+	// "stats noreply" is an unknown stats group and answers ERROR.
+	switch cmd {
+	case CmdFlushAll, CmdVerbosity, CmdCacheMemlimit:
+		setNoReply(r, toks)
+	}
+	return nil
+}
+
+// parseMeta keeps the key and flag tokens; the meta parser interprets them.
+func parseMeta(cmd Command, toks [][]byte, r *Request) error {
+	r.Command = cmd
+	if len(toks) > 1 {
+		r.Key = toks[1]
+	}
+	if len(toks) > 2 {
+		r.Args = append(r.Args, toks[2:]...)
+	}
+	return nil
+}
+
+func parseRetrieval(cmd Command, line []byte, toks [][]byte, nt int, r *Request) error {
+	first := 1
+	if cmd == CmdGat || cmd == CmdGats {
+		if nt < 3 {
+			return ErrUnknownCommand
+		}
+		exp, ok := parseInt32(toks[1])
+		if !ok {
+			return ErrBadExptime
+		}
+		r.Exptime = exp
+		first = 2
+	} else if nt < 3 {
+		return ErrUnknownCommand
+	}
+	r.Command = cmd
+	// Keys past the tokenizer's limit are still in the last token: split
+	// the whole remainder ourselves so a 100-key multiget is one request.
+	// A token is a subslice of line, so its offset follows from the caps.
+	var rest []byte
+	if first < len(toks) {
+		rest = line[cap(line)-cap(toks[first]):]
+	}
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, ' ')
+		var k []byte
+		if i < 0 {
+			k, rest = rest, nil
+		} else {
+			k, rest = rest[:i], rest[i+1:]
+		}
+		if len(k) == 0 {
+			continue
+		}
+		if len(k) > MaxKeyLength {
+			return ErrBadFormat
+		}
+		r.Keys = append(r.Keys, k)
+	}
+	return nil
+}
+
+func parseStorage(cmd Command, toks [][]byte, nt int, r *Request) error {
+	if cmd == CmdCas {
+		if nt != 7 && nt != 8 {
+			return ErrUnknownCommand
+		}
+	} else if nt != 6 && nt != 7 {
+		return ErrUnknownCommand
+	}
+	r.Command = cmd
+	setNoReply(r, toks)
+	if len(toks[1]) > MaxKeyLength {
+		return ErrBadFormat
+	}
+	r.Key = toks[1]
+	flags, ok1 := parseFlags(toks[2])
+	exp, ok2 := parseInt32(toks[3])
+	size, ok3 := parseInt32(toks[4])
+	if !ok1 || !ok2 || !ok3 {
+		return ErrBadFormat
+	}
+	r.Flags, r.Exptime = flags, exp
+	if cmd == CmdCas {
+		cas, ok := parseUint64(toks[5])
+		if !ok {
+			return ErrBadFormat
+		}
+		r.CAS = cas
+	}
+	if size < 0 {
+		return ErrBadFormat
+	}
+	r.Bytes = int(size)
+	return nil
+}
+
+func parseDelete(toks [][]byte, nt int, r *Request) error {
+	if nt < 3 || nt > 5 {
+		return ErrUnknownCommand
+	}
+	r.Command = CmdDelete
+	if len(toks[1]) > MaxKeyLength {
+		return ErrBadFormat
+	}
+	r.Key = toks[1]
+	if nt > 3 {
+		// memcached accepts a legacy "0" time and noreply, nothing else.
+		hold0 := bytes.Equal(toks[2], []byte("0"))
+		setNoReply(r, toks)
+		extra := nt - 3
+		if r.NoReply {
+			extra--
+		}
+		if extra > 1 || (extra == 1 && !hold0) {
+			return ErrDeleteUsage
+		}
+	}
+	return nil
+}
+
+func parseArith(cmd Command, toks [][]byte, nt int, r *Request) error {
+	if nt != 4 && nt != 5 {
+		return ErrUnknownCommand
+	}
+	r.Command = cmd
+	setNoReply(r, toks)
+	if len(toks[1]) > MaxKeyLength {
+		return ErrBadFormat
+	}
+	r.Key = toks[1]
+	d, ok := parseUint64(toks[2])
+	if !ok {
+		return ErrBadDelta
+	}
+	r.Delta = d
+	return nil
+}
+
+func parseTouch(toks [][]byte, nt int, r *Request) error {
+	if nt != 4 && nt != 5 {
+		return ErrUnknownCommand
+	}
+	r.Command = CmdTouch
+	setNoReply(r, toks)
+	if len(toks[1]) > MaxKeyLength {
+		return ErrBadFormat
+	}
+	r.Key = toks[1]
+	exp, ok := parseInt32(toks[2])
+	if !ok {
+		return ErrBadExptime
+	}
+	r.Exptime = exp
+	return nil
+}
+
+// ParseData frames a storage command's data block of size bytes at the
+// start of buf. It returns the value and the bytes consumed (size+2), or
+// ErrIncomplete, or ErrBadDataChunk when the block does not end in "\r\n"
+// (the size+2 bytes are still consumed, as memcached does).
+func ParseData(buf []byte, size int) ([]byte, int, error) {
+	if len(buf) < size+2 {
+		return nil, 0, ErrIncomplete
+	}
+	if buf[size] != '\r' || buf[size+1] != '\n' {
+		return nil, size + 2, ErrBadDataChunk
+	}
+	return buf[:size], size + 2, nil
+}
+
+// parseUint64 parses a decimal like memcached's safe_strtoull: optional
+// leading spaces are not present after tokenizing, a sign is refused.
+func parseUint64(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
+
+// parseFlags parses client flags: memcached reads an unsigned long and keeps
+// its low 32 bits.
+func parseFlags(b []byte) (uint32, bool) {
+	v, ok := parseUint64(b)
+	return uint32(v), ok
+}
+
+// parseInt32 parses a signed decimal in int32's range, like memcached's
+// safe_strtol into an int32.
+func parseInt32(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	v, ok := parseUint64(b)
+	if !ok || v > 1<<31 || (!neg && v > 1<<31-1) {
+		return 0, false
+	}
+	if neg {
+		return -int64(v), true
+	}
+	return int64(v), true
+}
+
+// ParseUint64 parses an unsigned decimal argument the way memcached does.
+func ParseUint64(b []byte) (uint64, bool) { return parseUint64(b) }
+
+// ParseInt32 parses a signed decimal argument in int32's range.
+func ParseInt32(b []byte) (int64, bool) { return parseInt32(b) }

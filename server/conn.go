@@ -1,0 +1,249 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gocached/gocached/protocol"
+)
+
+const (
+	// initialBufSize is a new connection's read and write buffer size:
+	// enough for a pipeline of small requests, cheap for 10K idle clients.
+	initialBufSize = 4 << 10
+	// flushThreshold makes a long pipeline of replies go out in chunks
+	// rather than growing the write buffer without bound.
+	flushThreshold = 256 << 10
+	// maxGetLine bounds a multiget line, which memcached lets grow past
+	// protocol.MaxLineLength.
+	maxGetLine = 1 << 20
+	// binaryRequestMagic starts every binary-protocol request; memcached
+	// picks the protocol per request from it.
+	binaryRequestMagic = 0x80
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBufSize); return &b }}
+
+// wireProtocol is the protocol a connection speaks, fixed by its first byte.
+type wireProtocol uint8
+
+const (
+	protoUnknown wireProtocol = iota
+	protoText
+	protoBinary
+)
+
+// pickProtocol chooses a connection's protocol from its first byte as
+// memcached does: with -B auto a binary request magic selects binary for
+// the life of the connection; -B ascii or binary force one.
+func (s *Server) pickProtocol(first byte) wireProtocol {
+	if s.cfg.SASL { // memcached binds binary with -S: text is refused (binary.go)
+		return protoBinary
+	}
+	switch s.cfg.Protocol {
+	case "ascii":
+		return protoText
+	case "binary":
+		return protoBinary
+	}
+	if first == binaryRequestMagic {
+		return protoBinary
+	}
+	return protoText
+}
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	id  uint64 // accept order, for "stats conns"
+
+	rbuf     []byte // read buffer; rbuf[rpos:rend] is unparsed input
+	rpos     int
+	rend     int
+	wbuf     []byte // replies not yet written
+	swallow  int    // input bytes still to discard (payload of a refused set)
+	scratch  []byte // value copies for retrievals
+	req      protocol.Request
+	metaKey  [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
+	closing  bool                        // close after writing the pending replies
+	proto    wireProtocol
+	lastCmd  atomic.Int64
+	stats    connStats
+	shutdown atomic.Bool // set by wake: finish in-flight replies and close
+	bin      binConn     // binary request and SASL state (binary.go)
+}
+
+func newConn(s *Server, nc net.Conn, id uint64) *conn {
+	c := &conn{srv: s, nc: nc, id: id}
+	c.rbuf = *bufPool.Get().(*[]byte)
+	c.wbuf = (*bufPool.Get().(*[]byte))[:0]
+	c.lastCmd.Store(s.now())
+	return c
+}
+
+// wake interrupts a blocked read so the connection notices shutdown.
+func (c *conn) wake() {
+	c.shutdown.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) release() {
+	if cap(c.rbuf) == initialBufSize {
+		b := c.rbuf[:initialBufSize]
+		bufPool.Put(&b)
+	}
+	if cap(c.wbuf) == initialBufSize {
+		b := c.wbuf[:initialBufSize]
+		bufPool.Put(&b)
+	}
+	c.rbuf, c.wbuf = nil, nil
+}
+
+func (c *conn) serve() {
+	defer func() {
+		c.nc.Close()
+		c.release()
+	}()
+	idle := c.srv.cfg.IdleTimeout
+	for !c.closing {
+		if c.shutdown.Load() {
+			return
+		}
+		if c.rend == len(c.rbuf) {
+			c.makeRoom(0)
+		}
+		if idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		n, err := c.nc.Read(c.rbuf[c.rend:])
+		if n > 0 {
+			atomic.AddUint64(&c.stats.bytesRead, uint64(n))
+			c.rend += n
+			c.process()
+			if !c.flush() {
+				return
+			}
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !c.shutdown.Load() && idle == 0 {
+				continue
+			}
+			return
+		}
+	}
+}
+
+// flush writes every pending reply in one write; false if the peer is gone.
+func (c *conn) flush() bool {
+	if len(c.wbuf) == 0 {
+		return true
+	}
+	n, err := c.nc.Write(c.wbuf)
+	atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
+	if cap(c.wbuf) > flushThreshold*2 {
+		c.wbuf = make([]byte, 0, initialBufSize)
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	return err == nil
+}
+
+// makeRoom ensures the read buffer can take more input: it moves unparsed
+// bytes to the front, grows the buffer to need (the size of the request
+// being assembled, 0 if unknown) and doubles it when it is still full.
+func (c *conn) makeRoom(need int) {
+	if c.rpos > 0 {
+		copy(c.rbuf, c.rbuf[c.rpos:c.rend])
+		c.rpos, c.rend = 0, c.rend-c.rpos
+	}
+	size := len(c.rbuf)
+	if need > size {
+		size = need
+	}
+	if c.rend == size {
+		size *= 2
+	}
+	if size == len(c.rbuf) {
+		return
+	}
+	nb := make([]byte, size)
+	copy(nb, c.rbuf[:c.rend])
+	if cap(c.rbuf) == initialBufSize {
+		b := c.rbuf[:initialBufSize]
+		bufPool.Put(&b)
+	}
+	c.rbuf = nb
+}
+
+// shrink returns an oversized read buffer once it is drained, so a client
+// that once sent a large value does not keep it.
+func (c *conn) shrink() {
+	if c.rpos == c.rend && len(c.rbuf) > 64<<10 {
+		c.rbuf = *bufPool.Get().(*[]byte)
+		c.rpos, c.rend = 0, 0
+	}
+}
+
+// process executes every complete request in the read buffer, appending
+// replies to the write buffer.
+func (c *conn) process() {
+	defer c.shrink()
+	for c.rpos < c.rend && !c.closing {
+		if c.swallow > 0 {
+			n := min(c.swallow, c.rend-c.rpos)
+			c.swallow -= n
+			c.rpos += n
+			continue
+		}
+		buf := c.rbuf[c.rpos:c.rend]
+		if c.proto == protoUnknown {
+			c.proto = c.srv.pickProtocol(buf[0])
+		}
+		var need int
+		var ok bool
+		if c.proto == protoBinary {
+			need, ok = c.execBinary(buf)
+		} else {
+			need, ok = c.execText(buf)
+		}
+		if !ok {
+			if c.rend == len(c.rbuf) || need > len(c.rbuf)-c.rpos {
+				c.makeRoom(need)
+			}
+			return
+		}
+		if len(c.wbuf) > flushThreshold {
+			if !c.flush() {
+				c.closing = true
+				return
+			}
+		}
+	}
+	if c.rpos == c.rend {
+		c.rpos, c.rend = 0, 0
+	}
+}
+
+// reply appends a reply line unless the request asked for silence.
+func (c *conn) reply(b []byte) {
+	if !c.req.NoReply {
+		c.wbuf = append(c.wbuf, b...)
+	}
+}
+
+func (c *conn) replyError(e protocol.Reply) {
+	if !c.req.NoReply {
+		c.wbuf = protocol.AppendLine(c.wbuf, string(e))
+	}
+}
+
+func (c *conn) debugf(msg string, fields ...zap.Field) {
+	c.srv.log.Debug(msg, fields...)
+}

@@ -1,0 +1,434 @@
+package server
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/gocached/gocached/protocol"
+	"github.com/gocached/gocached/slab"
+)
+
+// ErrMetaDebugDisabled answers me under -X (memcached 1.6.18 still answers
+// it; the issue asks gocached to refuse it with the other dumps).
+const ErrMetaDebugDisabled protocol.Reply = "CLIENT_ERROR meta debug not allowed"
+
+// execMeta answers mg, md, ma and me.
+func (c *conn) execMeta() {
+	atomic.AddUint64(&c.stats.cmdMeta, 1)
+	var m protocol.MetaFlags
+	if err := protocol.ParseMeta(&c.req, c.metaKey[:], &m); err != nil {
+		c.replyError(err.(protocol.Reply))
+		return
+	}
+	switch c.req.Command {
+	case protocol.CmdMetaGet:
+		c.metaGet(&m)
+	case protocol.CmdMetaDelete:
+		c.metaDelete(&m)
+	case protocol.CmdMetaArith:
+		c.metaArith(&m)
+	case protocol.CmdMetaDebug:
+		c.metaDebug(&m)
+	}
+}
+
+// ttl is a meta t value: -1 for an item that never expires.
+func ttl(exptime, now int64) int64 {
+	if exptime == 0 {
+		return -1
+	}
+	return exptime - now
+}
+
+func (c *conn) metaGet(m *protocol.MetaFlags) {
+	now := c.srv.now()
+	opt := slab.GetOptions{NoBump: m.Has('u')}
+	touch := m.Has('T')
+	if touch {
+		opt.Touch = true
+		opt.NewExptime = c.srv.absExptime(m.TTL, now)
+	}
+	if m.Has('N') {
+		opt.Vivify = true
+		opt.VivifyExptime = c.srv.absExptime(m.Vivify, now)
+	}
+	if m.Recache > 0 {
+		if below := c.srv.absExptime(m.Recache, now) - now; below > 0 {
+			opt.RecacheBelow = below
+		}
+	}
+	var it slab.Item
+	var ok bool
+	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &opt)
+	if touch {
+		atomic.AddUint64(&c.stats.cmdTouch, 1)
+	} else {
+		atomic.AddUint64(&c.stats.cmdGet, 1)
+	}
+	if !ok {
+		if touch {
+			atomic.AddUint64(&c.stats.touchMisses, 1)
+		} else {
+			atomic.AddUint64(&c.stats.getMisses, 1)
+		}
+		if !m.Quiet {
+			c.wbuf = append(c.wbuf, protocol.MetaEN...)
+			c.wbuf = m.AppendStatusFlags(c.wbuf, m.Key, 0, false)
+			c.wbuf = protocol.AppendMetaEnd(c.wbuf, nil, false)
+		}
+		return
+	}
+	if touch {
+		atomic.AddUint64(&c.stats.touchHits, 1)
+	} else {
+		atomic.AddUint64(&c.stats.getHits, 1)
+	}
+	// C: a matching CAS withholds the value (protocol.txt).
+	value := m.Has('v') && !(m.Has('C') && m.CAS == it.CAS)
+	w := protocol.AppendMetaHeader(c.wbuf, protocol.MetaHD, value, len(c.scratch))
+	for _, f := range m.Order() {
+		switch f {
+		case 's':
+			w = protocol.AppendMetaUint(w, 's', uint64(len(c.scratch)))
+		case 't':
+			w = protocol.AppendMetaInt(w, 't', ttl(it.Exptime, now))
+		case 'c':
+			w = protocol.AppendMetaUint(w, 'c', it.CAS)
+		case 'f':
+			w = protocol.AppendMetaUint(w, 'f', uint64(it.Flags))
+		case 'l':
+			w = protocol.AppendMetaInt(w, 'l', now-it.LastAccess)
+		case 'h':
+			h := uint64(0)
+			if it.Fetched {
+				h = 1
+			}
+			w = protocol.AppendMetaUint(w, 'h', h)
+		case 'O':
+			w = m.AppendOpaque(w)
+		case 'k':
+			w = protocol.AppendMetaKey(w, m.Key, m.Base64)
+		}
+	}
+	if it.TokenSent {
+		w = protocol.AppendMetaFlag(w, 'Z')
+	}
+	if it.Stale {
+		w = protocol.AppendMetaFlag(w, 'X')
+	}
+	if it.Won {
+		w = protocol.AppendMetaFlag(w, 'W')
+	}
+	c.wbuf = protocol.AppendMetaEnd(w, c.scratch, value)
+	if cap(c.scratch) > 64<<10 {
+		c.scratch = nil
+	}
+}
+
+// execMetaSet answers ms, whose data block follows its line.
+func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
+	var m protocol.MetaFlags
+	if err := protocol.ParseMeta(&c.req, c.metaKey[:], &m); err != nil {
+		c.rpos += lineLen
+		if m.Size >= 0 {
+			c.swallow = m.Size + 2
+		}
+		atomic.AddUint64(&c.stats.cmdMeta, 1)
+		c.replyError(err.(protocol.Reply))
+		return 0, true
+	}
+	if c.itemTooLarge(len(m.Key), m.Size) {
+		c.rpos += lineLen
+		c.swallow = m.Size + 2
+		atomic.AddUint64(&c.stats.cmdMeta, 1)
+		atomic.AddUint64(&c.stats.storeTooLarge, 1)
+		// Stale data must not outlive a failed store (memcached unlinks it
+		// whatever the mode).
+		c.srv.store.Delete(m.Key, 0, false, 0)
+		c.replyError(protocol.ErrTooLarge)
+		return 0, true
+	}
+	data, dn, err := protocol.ParseData(buf[lineLen:], m.Size)
+	if err == protocol.ErrIncomplete {
+		return lineLen + m.Size + 2, false
+	}
+	c.rpos += lineLen + dn
+	c.lastCmd.Store(c.srv.now())
+	atomic.AddUint64(&c.stats.cmdMeta, 1)
+	atomic.AddUint64(&c.stats.cmdSet, 1)
+	if err != nil {
+		c.replyError(protocol.ErrBadDataChunk)
+		return 0, true
+	}
+	now := c.srv.now()
+	opt := slab.SetOptions{
+		Mode:       slab.ModeSet,
+		Flags:      m.Flags,
+		Exptime:    c.srv.absExptime(m.TTL, now),
+		CAS:        m.CAS,
+		Invalidate: m.Has('I'),
+	}
+	switch m.Mode {
+	case 'E':
+		opt.Mode = slab.ModeAdd
+	case 'A':
+		opt.Mode = slab.ModeAppend
+	case 'P':
+		opt.Mode = slab.ModePrepend
+	case 'R':
+		opt.Mode = slab.ModeReplace
+	}
+	if m.Has('N') {
+		opt.Vivify = true
+		opt.VivifyExptime = c.srv.absExptime(m.Vivify, now)
+	}
+	res, cas := c.srv.store.Set(m.Key, data, &opt)
+	var code string
+	switch res {
+	case slab.Stored:
+		if m.Quiet {
+			return 0, true
+		}
+		code = protocol.MetaHD
+	case slab.NotStored:
+		code = protocol.MetaNS
+	case slab.Exists:
+		code = protocol.MetaEX
+	case slab.NotFound:
+		code = protocol.MetaNF
+	case slab.TooLarge:
+		atomic.AddUint64(&c.stats.storeTooLarge, 1)
+		c.replyError(protocol.ErrTooLarge)
+		return 0, true
+	default:
+		atomic.AddUint64(&c.stats.storeNoMemory, 1)
+		c.replyError(protocol.ErrOutOfMemory)
+		return 0, true
+	}
+	w := append(c.wbuf, code...)
+	for _, f := range m.Order() {
+		switch f {
+		case 'O':
+			w = m.AppendOpaque(w)
+		case 'k':
+			w = protocol.AppendMetaKey(w, m.Key, m.Base64)
+		case 'c':
+			w = protocol.AppendMetaUint(w, 'c', cas)
+		case 's':
+			// protocol.txt: the size of the stored item (the new size
+			// after an append); memcached 1.6.18 ignores s.
+			if res == slab.Stored {
+				size := len(data)
+				if opt.Mode == slab.ModeAppend || opt.Mode == slab.ModePrepend {
+					size = c.itemSize(m.Key, size)
+				}
+				w = protocol.AppendMetaUint(w, 's', uint64(size))
+			}
+		}
+	}
+	c.wbuf = protocol.AppendMetaEnd(w, nil, false)
+	return 0, true
+}
+
+// itemSize looks up the value size of key without bumping it; def if the
+// item is gone.
+func (c *conn) itemSize(key []byte, def int) int {
+	var it slab.Item
+	var ok bool
+	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, &slab.GetOptions{NoBump: true})
+	if !ok {
+		return def
+	}
+	return it.Size
+}
+
+func (c *conn) metaDelete(m *protocol.MetaFlags) {
+	now := c.srv.now()
+	var stale int64
+	if m.Has('I') && m.Has('T') {
+		stale = c.srv.absExptime(m.TTL, now)
+	}
+	var res slab.Result
+	if m.Has('x') {
+		res = c.metaDropValue(m, stale)
+	} else {
+		res = c.srv.store.Delete(m.Key, m.CAS, m.Has('I'), stale)
+	}
+	var code string
+	switch res {
+	case slab.Deleted:
+		if m.Quiet {
+			return
+		}
+		code = protocol.MetaHD
+	case slab.Exists:
+		code = protocol.MetaEX
+	default:
+		code = protocol.MetaNF
+	}
+	c.wbuf = append(c.wbuf, code...)
+	c.wbuf = m.AppendStatusFlags(c.wbuf, m.Key, 0, false)
+	c.wbuf = protocol.AppendMetaEnd(c.wbuf, nil, false)
+}
+
+// metaDropValue is md x (protocol.txt; not in memcached 1.6.18): the value
+// is replaced by an empty one, keeping flags and TTL, then marked stale
+// with I. The store has no atomic form, so the swap is CAS-guarded.
+func (c *conn) metaDropValue(m *protocol.MetaFlags, stale int64) slab.Result {
+	var it slab.Item
+	var ok bool
+	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+	if !ok {
+		return slab.NotFound
+	}
+	if m.CAS != 0 && (m.CAS != it.CAS || c.srv.cfg.Store.DisableCAS) {
+		return slab.Exists
+	}
+	opt := slab.SetOptions{Mode: slab.ModeCAS, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS}
+	if c.srv.cfg.Store.DisableCAS {
+		opt.Mode = slab.ModeReplace
+	}
+	switch res, _ := c.srv.store.Set(m.Key, nil, &opt); res {
+	case slab.Stored:
+	case slab.Exists:
+		return slab.Exists
+	default:
+		return slab.NotFound
+	}
+	if m.Has('I') {
+		c.srv.store.Delete(m.Key, 0, true, stale)
+	}
+	return slab.Deleted
+}
+
+func (c *conn) metaArith(m *protocol.MetaFlags) {
+	now := c.srv.now()
+	incr := m.Mode != 'D' && m.Mode != '-'
+	opt := slab.ArithOptions{CAS: m.CAS}
+	if m.Has('N') {
+		opt.Vivify = true
+		opt.Initial = m.Initial
+		opt.Exptime = c.srv.absExptime(m.Vivify, now)
+	}
+	if m.Has('T') {
+		opt.Touch = true
+		opt.NewExptime = c.srv.absExptime(m.TTL, now)
+	}
+	// memcached answers a counter created by N even under q; the store does
+	// not say whether it created one, so look first when it matters.
+	existed := true
+	if m.Quiet && opt.Vivify {
+		var ok bool
+		c.scratch, _, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+		existed = ok
+	}
+	v, cas, res := c.srv.store.Arith(m.Key, incr, m.Delta, &opt)
+	var code string
+	switch res {
+	case slab.Stored:
+		if m.Quiet && existed {
+			return
+		}
+	case slab.NotFound:
+		code = protocol.MetaNF
+	case slab.Exists:
+		code = protocol.MetaEX
+	case slab.NonNumeric:
+		c.replyError(protocol.ErrNonNumeric)
+		return
+	case slab.OutOfMemory:
+		atomic.AddUint64(&c.stats.storeNoMemory, 1)
+		c.replyError(protocol.ErrOutOfMemory)
+		return
+	default:
+		code = protocol.MetaNS
+	}
+	if code != "" {
+		c.wbuf = append(c.wbuf, code...)
+		c.wbuf = m.AppendStatusFlags(c.wbuf, m.Key, 0, false)
+		c.wbuf = protocol.AppendMetaEnd(c.wbuf, nil, false)
+		return
+	}
+	var num [20]byte
+	val := strconv.AppendUint(num[:0], v, 10)
+	value := m.Has('v')
+	w := protocol.AppendMetaHeader(c.wbuf, protocol.MetaHD, value, len(val))
+	for _, f := range m.Order() {
+		switch f {
+		case 't':
+			exp := opt.NewExptime
+			if !opt.Touch {
+				var it slab.Item
+				c.scratch, it, _ = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+				exp = it.Exptime
+			}
+			w = protocol.AppendMetaInt(w, 't', ttl(exp, now))
+		case 'c':
+			w = protocol.AppendMetaUint(w, 'c', cas)
+		case 'O':
+			w = m.AppendOpaque(w)
+		case 'k':
+			w = protocol.AppendMetaKey(w, m.Key, m.Base64)
+		}
+	}
+	c.wbuf = protocol.AppendMetaEnd(w, val, value)
+}
+
+// metaDebug answers me with memcached's fields: exp, la, cas, fetch, cls
+// and size computed as memcached's ITEM_ntotal.
+func (c *conn) metaDebug(m *protocol.MetaFlags) {
+	if c.srv.cfg.DisableDumping {
+		c.replyError(ErrMetaDebugDisabled)
+		return
+	}
+	now := c.srv.now()
+	var it slab.Item
+	var ok bool
+	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+	if !ok {
+		c.wbuf = append(c.wbuf, "EN\r\n"...)
+		return
+	}
+	size := 48 + len(m.Key) + 1 + it.Size + 2
+	if !c.srv.cfg.Store.DisableCAS {
+		size += 8
+	}
+	if it.Flags != 0 {
+		size += 4
+	}
+	cls := 0
+	for i, cs := range c.srv.store.ClassSizes() {
+		if cs >= size {
+			cls = i + 1
+			break
+		}
+	}
+	w := append(c.wbuf, "ME "...)
+	if m.Base64 {
+		w = protocol.AppendBase64(w, m.Key)
+	} else {
+		w = append(w, m.Key...)
+	}
+	// memcached 1.6.18 prints current_time - exptime: the seconds since
+	// expiry, negative while the item lives.
+	exp := int64(-1)
+	if it.Exptime != 0 {
+		exp = now - it.Exptime
+	}
+	w = append(w, " exp="...)
+	w = strconv.AppendInt(w, exp, 10)
+	w = append(w, " la="...)
+	w = strconv.AppendInt(w, now-it.LastAccess, 10)
+	w = append(w, " cas="...)
+	w = strconv.AppendUint(w, it.CAS, 10)
+	if it.Fetched {
+		w = append(w, " fetch=yes"...)
+	} else {
+		w = append(w, " fetch=no"...)
+	}
+	w = append(w, " cls="...)
+	w = strconv.AppendInt(w, int64(cls), 10)
+	w = append(w, " size="...)
+	w = strconv.AppendInt(w, int64(size), 10)
+	c.wbuf = append(w, "\r\n"...)
+}

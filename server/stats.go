@@ -1,0 +1,424 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gocached/gocached/protocol"
+)
+
+// connStats are one connection's counters. The owning goroutine adds with
+// atomics, which are uncontended; "stats" sums every live connection and
+// the retired total, so no counter is shared between cores.
+type connStats struct {
+	cmdGet, getHits, getMisses          uint64
+	cmdSet, cmdFlush, cmdTouch, cmdMeta uint64
+	touchHits, touchMisses              uint64
+	storeTooLarge, storeNoMemory        uint64
+	authCmds, authErrors                uint64
+	bytesRead, bytesWritten             uint64
+}
+
+// add accumulates o into s. s must not be shared; o may be live.
+func (s *connStats) add(o *connStats) {
+	s.cmdGet += atomic.LoadUint64(&o.cmdGet)
+	s.getHits += atomic.LoadUint64(&o.getHits)
+	s.getMisses += atomic.LoadUint64(&o.getMisses)
+	s.cmdSet += atomic.LoadUint64(&o.cmdSet)
+	s.cmdFlush += atomic.LoadUint64(&o.cmdFlush)
+	s.cmdTouch += atomic.LoadUint64(&o.cmdTouch)
+	s.cmdMeta += atomic.LoadUint64(&o.cmdMeta)
+	s.touchHits += atomic.LoadUint64(&o.touchHits)
+	s.touchMisses += atomic.LoadUint64(&o.touchMisses)
+	s.storeTooLarge += atomic.LoadUint64(&o.storeTooLarge)
+	s.storeNoMemory += atomic.LoadUint64(&o.storeNoMemory)
+	s.authCmds += atomic.LoadUint64(&o.authCmds)
+	s.authErrors += atomic.LoadUint64(&o.authErrors)
+	s.bytesRead += atomic.LoadUint64(&o.bytesRead)
+	s.bytesWritten += atomic.LoadUint64(&o.bytesWritten)
+}
+
+// totals sums the counters of every connection, live and closed.
+func (s *Server) totals() connStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.retired
+	for c := range s.conns {
+		t.add(&c.stats)
+	}
+	return t
+}
+
+// resetStats implements "stats reset".
+func (s *Server) resetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retired = connStats{}
+	for c := range s.conns {
+		c.stats.reset()
+	}
+	s.totalConns.Store(0)
+	s.rejectedConns.Store(0)
+}
+
+func (s *connStats) reset() {
+	for _, p := range []*uint64{&s.cmdGet, &s.getHits, &s.getMisses, &s.cmdSet, &s.cmdFlush,
+		&s.cmdTouch, &s.cmdMeta, &s.touchHits, &s.touchMisses, &s.storeTooLarge,
+		&s.storeNoMemory, &s.authCmds, &s.authErrors, &s.bytesRead, &s.bytesWritten} {
+		atomic.StoreUint64(p, 0)
+	}
+}
+
+func (c *conn) execStats() {
+	args := c.req.Args
+	sub := ""
+	if len(args) > 0 {
+		sub = string(args[0])
+	}
+	s := c.srv
+	switch sub {
+	case "":
+		c.wbuf = s.appendGeneralStats(c.wbuf)
+	case "settings":
+		c.wbuf = s.appendSettings(c.wbuf)
+	case "items":
+		c.wbuf = s.appendItems(c.wbuf)
+	case "slabs":
+		c.wbuf = s.appendSlabs(c.wbuf)
+	case "sizes":
+		c.wbuf = protocol.AppendStat(c.wbuf, "sizes_status", "disabled")
+	case "conns":
+		c.wbuf = s.appendConns(c.wbuf)
+	case "reset":
+		s.resetStats()
+		c.wbuf = append(c.wbuf, protocol.ReplyReset...)
+		return
+	case "detail":
+		if len(args) < 2 {
+			c.replyError("CLIENT_ERROR usage: stats detail on|off|dump")
+			return
+		}
+		switch string(args[1]) {
+		case "on", "off":
+			c.wbuf = append(c.wbuf, protocol.ReplyOK...)
+		case "dump":
+			c.wbuf = append(c.wbuf, protocol.ReplyEnd...)
+		default:
+			c.replyError("CLIENT_ERROR usage: stats detail on|off|dump")
+		}
+		return
+	default:
+		c.replyError(protocol.ErrUnknownCommand)
+		return
+	}
+	c.wbuf = append(c.wbuf, protocol.ReplyEnd...)
+}
+
+func (s *Server) appendGeneralStats(b []byte) []byte {
+	now := s.clock.Now()
+	t := s.totals()
+	st := s.store.Stats()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	u := func(name string, v uint64) { b = appendStatUint(b, name, v) }
+	str := func(name, v string) { b = protocol.AppendStat(b, name, v) }
+	u("pid", uint64(os.Getpid()))
+	u("uptime", uint64(now/int64(time.Second)-s.started))
+	u("time", uint64(now/int64(time.Second)))
+	str("version", Version)
+	str("libevent", "go")
+	u("pointer_size", 64)
+	str("rusage_user", fmt.Sprintf("%d.%06d", ru.Utime.Sec, ru.Utime.Usec))
+	str("rusage_system", fmt.Sprintf("%d.%06d", ru.Stime.Sec, ru.Stime.Usec))
+	u("max_connections", uint64(s.cfg.MaxConns))
+	u("curr_connections", uint64(s.currConns.Load()))
+	u("total_connections", s.totalConns.Load())
+	u("rejected_connections", s.rejectedConns.Load())
+	u("connection_structures", uint64(s.currConns.Load()))
+	u("response_obj_oom", 0)
+	u("response_obj_count", 0)
+	u("response_obj_bytes", 0)
+	u("read_buf_count", 0)
+	u("read_buf_bytes", 0)
+	u("read_buf_bytes_free", 0)
+	u("read_buf_oom", 0)
+	u("reserved_fds", 20) // memcached's fixed reservation; reported for dashboards
+	u("cmd_get", t.cmdGet)
+	u("cmd_set", t.cmdSet)
+	u("cmd_flush", t.cmdFlush)
+	u("cmd_touch", t.cmdTouch)
+	u("cmd_meta", t.cmdMeta)
+	u("get_hits", t.getHits)
+	u("get_misses", t.getMisses)
+	u("get_expired", st.GetExpired)
+	u("get_flushed", st.GetFlushed)
+	u("delete_misses", st.DeleteMisses)
+	u("delete_hits", st.DeleteHits)
+	u("incr_misses", st.IncrMisses)
+	u("incr_hits", st.IncrHits)
+	u("decr_misses", st.DecrMisses)
+	u("decr_hits", st.DecrHits)
+	u("cas_misses", st.CasMisses)
+	u("cas_hits", st.CasHits)
+	u("cas_badval", st.CasBadval)
+	u("touch_hits", t.touchHits)
+	u("touch_misses", t.touchMisses)
+	u("store_too_large", t.storeTooLarge)
+	u("store_no_memory", t.storeNoMemory)
+	u("auth_cmds", t.authCmds)
+	u("auth_errors", t.authErrors)
+	u("bytes_read", t.bytesRead)
+	u("bytes_written", t.bytesWritten)
+	u("limit_maxbytes", st.LimitMaxbytes)
+	u("accepting_conns", 1)
+	u("listen_disabled_num", 0)
+	u("time_in_listen_disabled_us", 0)
+	u("threads", uint64(s.cfg.Threads))
+	u("conn_yields", 0)
+	u("hash_power_level", st.HashPowerLevel)
+	u("hash_bytes", st.HashBytes)
+	u("hash_is_expanding", 0)
+	for _, name := range []string{"slab_reassign_rescues", "slab_reassign_chunk_rescues",
+		"slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim",
+		"slab_reassign_busy_items", "slab_reassign_busy_deletes", "slab_reassign_running"} {
+		u(name, 0)
+	}
+	u("slabs_moved", st.SlabsMoved)
+	u("lru_crawler_running", 0)
+	u("lru_crawler_starts", 0)
+	u("lru_maintainer_juggles", 0)
+	u("malloc_fails", 0)
+	for _, name := range []string{"log_worker_dropped", "log_worker_written",
+		"log_watcher_skipped", "log_watcher_sent", "log_watchers",
+		"unexpected_napi_ids", "round_robin_fallback"} {
+		u(name, 0)
+	}
+	u("bytes", st.Bytes)
+	u("curr_items", st.CurrItems)
+	u("total_items", st.TotalItems)
+	u("slab_global_page_pool", 0)
+	u("expired_unfetched", st.ExpiredUnfetched)
+	u("evicted_unfetched", st.EvictedUnfetched)
+	u("evicted_active", st.EvictedActive)
+	u("evictions", st.Evictions)
+	u("reclaimed", st.Reclaimed)
+	u("crawler_reclaimed", 0)
+	u("crawler_items_checked", 0)
+	u("lrutail_reflocked", 0)
+	u("moves_to_cold", 0)
+	u("moves_to_warm", 0)
+	u("moves_within_lru", 0)
+	u("direct_reclaims", 0)
+	u("lru_bumps_dropped", 0)
+	return b
+}
+
+// orNull returns v, or memcached's placeholder for an unset string.
+func orNull(v, null string) string {
+	if v == "" {
+		return null
+	}
+	return v
+}
+
+func yesNo(v bool) string {
+	if v {
+		return "yes"
+	}
+	return "no"
+}
+
+func (s *Server) appendSettings(b []byte) []byte {
+	cfg := s.cfg
+	sc := s.store.Config()
+	u := func(name string, v uint64) { b = appendStatUint(b, name, v) }
+	str := func(name, v string) { b = protocol.AppendStat(b, name, v) }
+	u("maxbytes", uint64(sc.MemoryLimit))
+	u("maxconns", uint64(cfg.MaxConns))
+	u("tcpport", uint64(cfg.Port))
+	u("udpport", uint64(cfg.UDPPort))
+	inter := "NULL"
+	if len(cfg.Listen) > 0 {
+		inter = cfg.Listen[0]
+	}
+	str("inter", inter)
+	u("verbosity", uint64(s.verbosity.Load()))
+	u("oldest", 0)
+	str("evictions", map[bool]string{true: "off", false: "on"}[sc.DisableEvictions])
+	sock := "NULL"
+	if cfg.UnixSocket != "" {
+		sock = cfg.UnixSocket
+	}
+	str("domain_socket", sock)
+	str("umask", strconv.FormatUint(uint64(cfg.UnixMask), 8))
+	str("shutdown_command", yesNo(cfg.EnableShutdown))
+	str("growth_factor", strconv.FormatFloat(sc.GrowthFactor, 'f', 2, 64))
+	u("chunk_size", uint64(sc.MinChunkSize))
+	u("num_threads", uint64(cfg.Threads))
+	u("num_threads_per_udp", uint64(cfg.Threads))
+	str("stat_key_prefix", ":")
+	str("detail_enabled", "no")
+	u("reqs_per_event", uint64(cfg.ReqsPerEvent))
+	str("cas_enabled", yesNo(!sc.DisableCAS))
+	u("tcp_backlog", uint64(cfg.Backlog))
+	proto := cfg.Protocol
+	if proto == "auto" {
+		proto = "auto-negotiate"
+	}
+	str("binding_protocol", proto)
+	str("auth_enabled_sasl", yesNo(cfg.SASL))
+	str("auth_enabled_ascii", yesNo(cfg.AuthFile != ""))
+	u("item_size_max", uint64(sc.MaxItemSize))
+	str("maxconns_fast", yesNo(cfg.MaxConnsFast))
+	u("hashpower_init", 0)
+	str("slab_reassign", "yes")
+	u("slab_automove", 1)
+	str("slab_automove_ratio", "0.80")
+	u("slab_automove_window", 30)
+	u("slab_chunk_max", uint64(sc.PageSize/2))
+	str("lru_crawler", "yes")
+	u("lru_crawler_sleep", 100)
+	u("lru_crawler_tocrawl", 0)
+	u("tail_repair_time", 0)
+	str("flush_enabled", yesNo(!cfg.DisableFlushAll))
+	str("dump_enabled", yesNo(!cfg.DisableDumping))
+	str("hash_algorithm", "murmur3")
+	str("lru_maintainer_thread", "yes")
+	str("lru_segmented", "yes")
+	u("hot_lru_pct", 20)
+	u("warm_lru_pct", 40)
+	str("hot_max_factor", "0.20")
+	str("warm_max_factor", "2.00")
+	str("temp_lru", "no")
+	u("temporary_ttl", 61)
+	u("idle_timeout", uint64(cfg.IdleTimeout/time.Second))
+	u("watcher_logbuf_size", 262144)
+	u("worker_logbuf_size", 65536)
+	u("read_buf_mem_limit", 0)
+	str("track_sizes", "no")
+	str("inline_ascii_response", "no")
+	u("ext_item_size", 512)
+	u("ext_item_age", 4294967295)
+	u("ext_low_ttl", 0)
+	u("ext_recache_rate", 2000)
+	u("ext_wbuf_size", 4194304)
+	u("ext_compact_under", 0)
+	u("ext_drop_under", 0)
+	u("ext_max_sleep", 1000000)
+	str("ext_max_frag", "0.80")
+	str("slab_automove_freeratio", "0.010")
+	str("ext_drop_unread", "no")
+	str("ssl_enabled", yesNo(cfg.TLS))
+	str("ssl_chain_cert", orNull(cfg.Extended["ssl_chain_cert"], "(null)"))
+	str("ssl_key", orNull(cfg.Extended["ssl_key"], "(null)"))
+	str("ssl_verify_mode", orNull(cfg.Extended["ssl_verify_mode"], "0"))
+	u("ssl_keyformat", 1)
+	str("ssl_ciphers", orNull(cfg.Extended["ssl_ciphers"], "NULL"))
+	str("ssl_ca_cert", orNull(cfg.Extended["ssl_ca_cert"], "NULL"))
+	u("ssl_wbuf_size", 16384)
+	str("ssl_session_cache", yesNo(cfg.Extended["ssl_session_cache"] != ""))
+	str("ssl_kernel_tls", "no")
+	str("ssl_min_version", orNull(cfg.Extended["ssl_min_version"], "tlsv1.2"))
+	str("num_napi_ids", "(null)")
+	str("memory_file", "(null)")
+	return b
+}
+
+func (s *Server) appendSlabs(b []byte) []byte {
+	var active uint64
+	for _, cl := range s.store.Classes() {
+		p := strconv.Itoa(cl.ID) + ":"
+		b = appendStatUint(b, p+"chunk_size", uint64(cl.ChunkSize))
+		b = appendStatUint(b, p+"chunks_per_page", uint64(cl.ChunksPerPage))
+		b = appendStatUint(b, p+"total_pages", uint64(cl.TotalPages))
+		b = appendStatUint(b, p+"total_chunks", uint64(cl.TotalChunks))
+		b = appendStatUint(b, p+"used_chunks", uint64(cl.UsedChunks))
+		b = appendStatUint(b, p+"free_chunks", uint64(cl.FreeChunks))
+		b = appendStatUint(b, p+"free_chunks_end", 0)
+		for _, name := range []string{"get_hits", "cmd_set", "delete_hits", "incr_hits",
+			"decr_hits", "cas_hits", "cas_badval", "touch_hits"} {
+			b = appendStatUint(b, p+name, 0)
+		}
+		active++
+	}
+	b = appendStatUint(b, "active_slabs", active)
+	b = appendStatUint(b, "total_malloced", s.store.Stats().TotalMalloced)
+	return b
+}
+
+func (s *Server) appendItems(b []byte) []byte {
+	for _, cl := range s.store.Classes() {
+		if cl.Items == 0 {
+			continue
+		}
+		p := "items:" + strconv.Itoa(cl.ID) + ":"
+		age := uint64(0)
+		if cl.OldestAge > 0 {
+			age = uint64(cl.OldestAge)
+		}
+		b = appendStatUint(b, p+"number", uint64(cl.Items))
+		b = appendStatUint(b, p+"number_hot", 0)
+		b = appendStatUint(b, p+"number_warm", 0)
+		b = appendStatUint(b, p+"number_cold", uint64(cl.Items))
+		b = appendStatUint(b, p+"age_hot", 0)
+		b = appendStatUint(b, p+"age_warm", 0)
+		b = appendStatUint(b, p+"age", age)
+		b = appendStatUint(b, p+"mem_requested", cl.MemRequested)
+		b = appendStatUint(b, p+"evicted", cl.Evicted)
+		b = appendStatUint(b, p+"evicted_nonzero", cl.EvictedNonzero)
+		b = appendStatUint(b, p+"evicted_time", uint64(max(cl.EvictedTime, 0)))
+		b = appendStatUint(b, p+"outofmemory", cl.OutOfMemory)
+		b = appendStatUint(b, p+"tailrepairs", 0)
+		b = appendStatUint(b, p+"reclaimed", cl.Expired)
+		for _, name := range []string{"expired_unfetched", "evicted_unfetched", "evicted_active",
+			"crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked", "moves_to_cold",
+			"moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot",
+			"hits_to_warm", "hits_to_cold", "hits_to_temp"} {
+			b = appendStatUint(b, p+name, 0)
+		}
+	}
+	return b
+}
+
+func (s *Server) appendConns(b []byte) []byte {
+	now := s.now()
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	listeners := append([]net.Listener(nil), s.listeners...)
+	s.mu.Unlock()
+	// memcached lists by file descriptor: listeners first, then clients in
+	// the order they connected.
+	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	id := 0
+	for _, l := range listeners {
+		p := strconv.Itoa(id) + ":"
+		id++
+		b = protocol.AppendStat(b, p+"addr", addrString(l.Addr()))
+		b = protocol.AppendStat(b, p+"state", "conn_listening")
+		b = appendStatUint(b, p+"secs_since_last_cmd", uint64(max(now-s.started, 0)))
+	}
+	for _, c := range conns {
+		p := strconv.Itoa(id) + ":"
+		id++
+		b = protocol.AppendStat(b, p+"addr", addrString(c.nc.RemoteAddr()))
+		b = protocol.AppendStat(b, p+"listen_addr", addrString(c.nc.LocalAddr()))
+		b = protocol.AppendStat(b, p+"state", "conn_parse_cmd")
+		b = appendStatUint(b, p+"secs_since_last_cmd", uint64(max(now-c.lastCmd.Load(), 0)))
+	}
+	return b
+}
+
+// addrString formats an address as memcached does: "tcp:127.0.0.1:11211".
+func addrString(a net.Addr) string {
+	return a.Network() + ":" + a.String()
+}

@@ -1,0 +1,302 @@
+package server
+
+import (
+	"bytes"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gocached/gocached/protocol"
+	"github.com/gocached/gocached/slab"
+)
+
+// execText parses and executes one text request at the start of buf. It
+// returns false when buf holds no complete request, with need the total size
+// the request will take (0 if unknown yet).
+func (c *conn) execText(buf []byte) (need int, complete bool) {
+	r := &c.req
+	n, err := protocol.ParseLine(buf, r, maxGetLine)
+	switch {
+	case err == protocol.ErrIncomplete:
+		return 0, false
+	case err == protocol.ErrLineTooLong:
+		c.closing = true
+		return 0, true
+	case err != nil:
+		c.rpos += n
+		if e, ok := err.(protocol.Reply); ok {
+			c.replyError(e)
+		}
+		return 0, true
+	}
+	if c.srv.verbosity.Load() > 1 {
+		c.debugf("<", zap.ByteString("command", bytes.TrimRight(buf[:n], "\r\n")))
+	}
+	switch r.Command {
+	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend,
+		protocol.CmdPrepend, protocol.CmdCas:
+		return c.execStorage(buf, n)
+	case protocol.CmdMetaSet:
+		return c.execMetaSet(buf, n)
+	}
+	c.rpos += n
+	c.lastCmd.Store(c.srv.now())
+	switch r.Command {
+	case protocol.CmdGet, protocol.CmdGets, protocol.CmdGat, protocol.CmdGats:
+		c.execRetrieval()
+	case protocol.CmdDelete:
+		c.execDelete()
+	case protocol.CmdIncr, protocol.CmdDecr:
+		c.execArith()
+	case protocol.CmdTouch:
+		c.execTouch()
+	case protocol.CmdFlushAll:
+		c.execFlushAll()
+	case protocol.CmdVersion:
+		c.wbuf = append(c.wbuf, "VERSION "+Version+"\r\n"...)
+	case protocol.CmdQuit:
+		c.closing = true
+	case protocol.CmdVerbosity:
+		c.execVerbosity()
+	case protocol.CmdShutdown:
+		c.execShutdown()
+	case protocol.CmdStats:
+		c.execStats()
+	case protocol.CmdCacheMemlimit:
+		c.execCacheMemlimit()
+	case protocol.CmdMetaNoop:
+		c.wbuf = append(c.wbuf, protocol.ReplyMetaNoop...)
+	case protocol.CmdMetaGet, protocol.CmdMetaDelete, protocol.CmdMetaArith, protocol.CmdMetaDebug:
+		c.execMeta()
+	default:
+		c.execAdmin()
+	}
+	return 0, true
+}
+
+var modes = [...]slab.Mode{
+	protocol.CmdSet:     slab.ModeSet,
+	protocol.CmdAdd:     slab.ModeAdd,
+	protocol.CmdReplace: slab.ModeReplace,
+	protocol.CmdAppend:  slab.ModeAppend,
+	protocol.CmdPrepend: slab.ModePrepend,
+	protocol.CmdCas:     slab.ModeCAS,
+}
+
+// itemTooLarge applies memcached's item_size_ok: its 48-byte header, 8
+// bytes of CAS, the key with its terminator and the value with "\r\n" must
+// fit in -I.
+func (c *conn) itemTooLarge(keyLen, valueLen int) bool {
+	total := 48 + keyLen + 1 + valueLen + 2
+	if !c.srv.cfg.Store.DisableCAS {
+		total += 8
+	}
+	return total > c.srv.cfg.Store.MaxItemSize
+}
+
+func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
+	r := &c.req
+	if c.itemTooLarge(len(r.Key), r.Bytes) {
+		c.rpos += lineLen
+		c.swallow = r.Bytes + 2
+		atomic.AddUint64(&c.stats.storeTooLarge, 1)
+		if r.Command == protocol.CmdSet {
+			// Stale data must not outlive a failed overwrite.
+			c.srv.store.Delete(r.Key, 0, false, 0)
+		}
+		c.replyError(protocol.ErrTooLarge)
+		return 0, true
+	}
+	data, dn, err := protocol.ParseData(buf[lineLen:], r.Bytes)
+	if err == protocol.ErrIncomplete {
+		return lineLen + r.Bytes + 2, false
+	}
+	c.rpos += lineLen + dn
+	c.lastCmd.Store(c.srv.now())
+	atomic.AddUint64(&c.stats.cmdSet, 1)
+	if err != nil {
+		c.replyError(protocol.ErrBadDataChunk)
+		return 0, true
+	}
+	opt := slab.SetOptions{
+		Mode:    modes[r.Command],
+		Flags:   r.Flags,
+		Exptime: c.srv.absExptime(r.Exptime, c.srv.now()),
+		CAS:     r.CAS,
+	}
+	res, _ := c.srv.store.Set(r.Key, data, &opt)
+	switch res {
+	case slab.Stored:
+		c.reply(protocol.ReplyStored)
+	case slab.NotStored:
+		c.reply(protocol.ReplyNotStored)
+	case slab.Exists:
+		c.reply(protocol.ReplyExists)
+	case slab.NotFound:
+		c.reply(protocol.ReplyNotFound)
+	case slab.TooLarge:
+		atomic.AddUint64(&c.stats.storeTooLarge, 1)
+		c.replyError(protocol.ErrTooLarge)
+	default:
+		atomic.AddUint64(&c.stats.storeNoMemory, 1)
+		c.replyError(protocol.ErrOutOfMemory)
+	}
+	return 0, true
+}
+
+func (c *conn) execRetrieval() {
+	r := &c.req
+	withCAS := r.Command == protocol.CmdGets || r.Command == protocol.CmdGats
+	var opt *slab.GetOptions
+	var gat slab.GetOptions
+	if r.Command == protocol.CmdGat || r.Command == protocol.CmdGats {
+		gat = slab.GetOptions{Touch: true, NewExptime: c.srv.absExptime(r.Exptime, c.srv.now())}
+		opt = &gat
+	}
+	var hits uint64
+	for _, key := range r.Keys {
+		var it slab.Item
+		var ok bool
+		c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, opt)
+		if !ok {
+			continue
+		}
+		hits++
+		c.wbuf = protocol.AppendValue(c.wbuf, key, it.Flags, c.scratch, it.CAS, withCAS)
+	}
+	c.wbuf = append(c.wbuf, protocol.ReplyEnd...)
+	// memcached counts gat/gats keys as touches only.
+	if opt != nil {
+		atomic.AddUint64(&c.stats.cmdTouch, uint64(len(r.Keys)))
+		atomic.AddUint64(&c.stats.touchHits, hits)
+		atomic.AddUint64(&c.stats.touchMisses, uint64(len(r.Keys))-hits)
+	} else {
+		atomic.AddUint64(&c.stats.cmdGet, uint64(len(r.Keys)))
+		atomic.AddUint64(&c.stats.getHits, hits)
+		atomic.AddUint64(&c.stats.getMisses, uint64(len(r.Keys))-hits)
+	}
+	if cap(c.scratch) > 64<<10 {
+		c.scratch = nil
+	}
+}
+
+func (c *conn) execDelete() {
+	switch c.srv.store.Delete(c.req.Key, 0, false, 0) {
+	case slab.Deleted:
+		c.reply(protocol.ReplyDeleted)
+	default:
+		c.reply(protocol.ReplyNotFound)
+	}
+}
+
+func (c *conn) execArith() {
+	r := &c.req
+	v, _, res := c.srv.store.Arith(r.Key, r.Command == protocol.CmdIncr, r.Delta, nil)
+	switch res {
+	case slab.Stored:
+		if !r.NoReply {
+			c.wbuf = protocol.AppendUint(c.wbuf, v)
+		}
+	case slab.NotFound:
+		c.reply(protocol.ReplyNotFound)
+	case slab.NonNumeric:
+		c.replyError(protocol.ErrNonNumeric)
+	default:
+		atomic.AddUint64(&c.stats.storeNoMemory, 1)
+		c.replyError(protocol.ErrOutOfMemory)
+	}
+}
+
+func (c *conn) execTouch() {
+	atomic.AddUint64(&c.stats.cmdTouch, 1)
+	exp := c.srv.absExptime(c.req.Exptime, c.srv.now())
+	if c.srv.store.Touch(c.req.Key, exp) == slab.Touched {
+		atomic.AddUint64(&c.stats.touchHits, 1)
+		c.reply(protocol.ReplyTouched)
+		return
+	}
+	atomic.AddUint64(&c.stats.touchMisses, 1)
+	c.reply(protocol.ReplyNotFound)
+}
+
+func (c *conn) execFlushAll() {
+	r := &c.req
+	if c.srv.cfg.DisableFlushAll {
+		c.replyError("CLIENT_ERROR flush_all not allowed")
+		return
+	}
+	atomic.AddUint64(&c.stats.cmdFlush, 1)
+	now := c.srv.clock.Now()
+	at := now
+	if len(r.Args) > 0 && !bytes.Equal(r.Args[0], []byte("noreply")) {
+		delay, ok := protocol.ParseInt32(r.Args[0])
+		if !ok {
+			c.replyError(protocol.ErrBadExptime)
+			return
+		}
+		if delay > 0 {
+			// memcached flushes items last written at or before the second
+			// before the deadline, so "flush_all 1" acts at once.
+			at = (c.srv.absExptime(delay, now/int64(time.Second)) - 1) * int64(time.Second)
+		}
+	}
+	c.srv.store.FlushAll(at)
+	c.reply(protocol.ReplyOK)
+}
+
+func (c *conn) execVerbosity() {
+	r := &c.req
+	level, ok := protocol.ParseUint64(r.Args[0])
+	if !ok {
+		c.replyError(protocol.ErrBadFormat)
+		return
+	}
+	c.srv.verbosity.Store(int32(min(level, 3)))
+	c.reply(protocol.ReplyOK)
+}
+
+func (c *conn) execShutdown() {
+	if !c.srv.cfg.EnableShutdown {
+		c.replyError("ERROR: shutdown not enabled")
+		return
+	}
+	if len(c.req.Args) > 0 && !bytes.Equal(c.req.Args[0], []byte("graceful")) {
+		c.replyError(protocol.ErrUnknownCommand)
+		return
+	}
+	c.srv.log.Info("shutdown command received")
+	c.closing = true
+	go c.srv.beginShutdown()
+}
+
+func (c *conn) execCacheMemlimit() {
+	mb, ok := protocol.ParseUint64(c.req.Args[0])
+	switch {
+	case !ok:
+		c.replyError(protocol.ErrUnknownCommand)
+	case mb < 8:
+		c.replyError("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m")
+	case mb > 1000000000:
+		c.replyError("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes")
+	default:
+		c.srv.store.SetMemoryLimit(int64(mb) << 20)
+		c.reply(protocol.ReplyOK)
+	}
+}
+
+// execAdmin answers the maintenance commands gocached accepts but whose
+// machinery (crawler, slab mover, watchers) is not built yet.
+func (c *conn) execAdmin() {
+	c.replyError(protocol.ErrUnknownCommand)
+}
+
+// appendStatUint appends "STAT name value" with an integer value.
+func appendStatUint(dst []byte, name string, v uint64) []byte {
+	dst = append(dst, "STAT "...)
+	dst = append(dst, name...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, v, 10)
+	return append(dst, "\r\n"...)
+}

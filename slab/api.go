@@ -1,0 +1,150 @@
+// Package slab is gocached's item store: item memory in 1 MB pages carved
+// into size classes, per-class LRU eviction under a memory budget, lazy
+// expiry and CAS. Item bytes and the index hold no Go pointers, so the
+// garbage collector's work does not grow with the number of items.
+package slab
+
+import "time"
+
+// Clock reports the current time. Tests inject a fake one so expiry can be
+// checked without sleeping.
+type Clock interface {
+	// Now returns the current time in Unix nanoseconds.
+	Now() int64
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now implements Clock.
+func (SystemClock) Now() int64 { return time.Now().UnixNano() }
+
+// Config configures a Store. The zero value of each field selects
+// memcached's default.
+type Config struct {
+	MemoryLimit      int64   // bytes of item memory (-m); default 64 MiB
+	PageSize         int     // slab page size; default 1 MiB
+	GrowthFactor     float64 // chunk size growth factor (-f); default 1.25
+	MinChunkSize     int     // smallest space for key+value+flags (-n); default 48
+	MaxItemSize      int     // largest item, key+value+overhead (-I); default 1 MiB
+	DisableEvictions bool    // answer OutOfMemory instead of evicting (-M)
+	DisableCAS       bool    // report CAS 0 and skip CAS checks (-C)
+	Clock            Clock   // default SystemClock
+}
+
+// Mode selects a storage command's semantics.
+type Mode uint8
+
+// Storage modes, as memcached's set/add/replace/append/prepend/cas.
+const (
+	ModeSet Mode = iota
+	ModeAdd
+	ModeReplace
+	ModeAppend
+	ModePrepend
+	ModeCAS
+)
+
+// Result is the outcome of a store operation.
+type Result uint8
+
+// Results. Their names follow memcached's replies.
+const (
+	Stored Result = iota
+	NotStored
+	Exists   // CAS mismatch
+	NotFound // missing or expired
+	Deleted  // Delete succeeded
+	Touched  // Touch succeeded
+	TooLarge // item larger than MaxItemSize or than the largest class
+	OutOfMemory
+	NonNumeric // incr/decr on a value that is not a decimal number
+)
+
+// Item is an item's metadata, returned by lookups.
+type Item struct {
+	Flags      uint32
+	Exptime    int64  // absolute Unix seconds; 0 = never expires
+	CAS        uint64 // never 0 unless DisableCAS
+	LastAccess int64  // Unix seconds of the last access before this one
+	Size       int    // value length in bytes
+	Fetched    bool   // fetched at least once before this access
+	Stale      bool   // marked stale by an invalidation (meta md/ms I)
+	Won        bool   // this caller received the recache token (meta W)
+	TokenSent  bool   // another caller already holds the recache token (meta Z)
+}
+
+// GetOptions modify a lookup. A nil *GetOptions is a plain get.
+type GetOptions struct {
+	Touch         bool  // set Exptime to NewExptime (gat, mg T)
+	NewExptime    int64 // absolute Unix seconds, 0 = never, <= now = expired
+	NoBump        bool  // do not update LRU position, last access or fetched
+	Vivify        bool  // on a miss create an empty item (meta N) and win its token
+	VivifyExptime int64 // Exptime of a vivified item
+	RecacheBelow  int64 // meta R: win the token if the remaining TTL (s) is below this; 0 = off
+}
+
+// SetOptions describe a storage command.
+type SetOptions struct {
+	Mode       Mode
+	Flags      uint32
+	Exptime    int64  // absolute Unix seconds, 0 = never, <= now = already expired
+	CAS        uint64 // ModeCAS, or any mode when nonzero (meta C): compare first
+	Invalidate bool   // meta I: a CAS older than the item's stores the item marked stale
+
+	Vivify        bool  // append/prepend: on a miss store the value as a new item (meta ms N)
+	VivifyExptime int64 // Exptime of that new item
+}
+
+// ArithOptions modify incr/decr.
+type ArithOptions struct {
+	CAS        uint64 // compare first when nonzero
+	Vivify     bool   // create with Initial on a miss (meta ma N)
+	Initial    uint64 // initial value of a vivified counter
+	Exptime    int64  // Exptime of a vivified counter
+	Touch      bool   // set Exptime to NewExptime on a hit (meta ma T)
+	NewExptime int64
+}
+
+// Stats are the store's counters, named after memcached's stats.
+type Stats struct {
+	CurrItems                     uint64
+	TotalItems                    uint64
+	Bytes                         uint64 // bytes used by live items (key+value+header)
+	LimitMaxbytes                 uint64
+	TotalMalloced                 uint64 // bytes of pages handed out
+	Evictions                     uint64
+	Reclaimed                     uint64 // expired items whose memory was reused
+	ExpiredUnfetched              uint64
+	EvictedUnfetched              uint64
+	EvictedActive                 uint64
+	CasMisses, CasHits, CasBadval uint64
+	TouchHits, TouchMisses        uint64
+	IncrHits, IncrMisses          uint64
+	DecrHits, DecrMisses          uint64
+	DeleteHits, DeleteMisses      uint64
+	GetExpired, GetFlushed        uint64
+	OutOfMemory                   uint64
+	SlabsMoved                    uint64
+	HashPowerLevel                uint64
+	HashBytes                     uint64
+}
+
+// ClassStats describe one slab class, for "stats slabs" and "stats items".
+type ClassStats struct {
+	ID             int
+	ChunkSize      int
+	ChunksPerPage  int
+	TotalPages     int
+	TotalChunks    int
+	UsedChunks     int
+	FreeChunks     int
+	Items          int // live items in the class
+	MemRequested   uint64
+	Evicted        uint64
+	EvictedNonzero uint64
+	EvictedTime    int64  // seconds since last access of the last evicted item
+	Expired        uint64 // "reclaimed"
+	OutOfMemory    uint64
+	OldestAge      int64 // seconds since the LRU tail was accessed ("age")
+}

@@ -1,0 +1,303 @@
+package slab
+
+import "sync"
+
+// class is one slab class: chunks of one size carved from pages, a free
+// list and an LRU list, all guarded by mu.
+type class struct {
+	mu      sync.Mutex
+	id      int // 1-based
+	size    int // chunk size
+	perPage int
+
+	free  uint32 // free-list head, linked through the LRU next field
+	nfree int
+	cur   uint32 // page being carved, 0 = none
+	curN  int    // chunks carved from cur
+
+	head, tail uint32 // LRU, head = most recent
+
+	pages, used, items int
+	bytes              uint64
+
+	evicted, evictedNonzero, evictedUnfetched uint64
+	evictedTime                               int64
+	reclaimed, expiredUnfetched               uint64
+	oom                                       uint64
+	_                                         [64]byte
+}
+
+// pageTable maps a page number to its memory and its class. It is replaced
+// (copy on grow) and published atomically, so readers never lock.
+type pageTable struct {
+	pages [][]byte
+	cls   []uint8 // index into Store.classes
+}
+
+// chunk returns the chunk for handle h.
+func (s *Store) chunk(h uint32) []byte {
+	pt := s.pt.Load()
+	pg := h >> s.chunkBits
+	size := s.classes[pt.cls[pg]].size
+	off := int(h&s.chunkMask) * size
+	return pt.pages[pg][off : off+size : off+size]
+}
+
+// classOf returns the class of the chunk with handle h.
+func (s *Store) classOf(h uint32) *class {
+	return s.classes[s.pt.Load().cls[h>>s.chunkBits]]
+}
+
+// classFor returns the class for an item of layout l.
+func (s *Store) classFor(l layout) *class {
+	if l.nchunks > 1 {
+		return s.classes[len(s.classes)-1]
+	}
+	lo, hi := 0, len(s.classes)-1
+	for lo < hi {
+		m := (lo + hi) / 2
+		if s.classes[m].size >= l.total {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return s.classes[lo]
+}
+
+// newPage hands a page to class ci if the budget allows it; it returns the
+// page number or 0. A class's first page is granted even past the budget,
+// as memcached does, so that a small -m still stores every size; that is
+// the store's fixed overhead beyond -m (at most one page per class).
+func (s *Store) newPage(ci int, first bool) uint32 {
+	s.pageMu.Lock()
+	defer s.pageMu.Unlock()
+	n := s.npages.Load()
+	if !first && (n+1)*int64(s.pageSize) > s.limit.Load() || n+1 > int64(s.maxPages) {
+		return 0
+	}
+	p := make([]byte, s.pageSize)
+	old := s.pt.Load()
+	nt := &pageTable{pages: append(old.pages, p), cls: append(old.cls, uint8(ci))}
+	s.pt.Store(nt)
+	s.npages.Store(n + 1)
+	return uint32(len(nt.pages) - 1)
+}
+
+// allocChunk takes one chunk of c, reclaiming or evicting from c's LRU
+// tail when the budget is exhausted. c.mu must be held. held is the stripe
+// the caller holds locked (its items are never evicted).
+func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
+	for {
+		if c.free != 0 {
+			h := c.free
+			c.free = lruNext(s.chunk(h))
+			c.nfree--
+			c.used++
+			return h
+		}
+		if c.cur != 0 && c.curN < c.perPage {
+			h := c.cur<<s.chunkBits | uint32(c.curN)
+			c.curN++
+			c.used++
+			return h
+		}
+		if pg := s.newPage(c.id-1, c.pages == 0); pg != 0 {
+			c.cur, c.curN = pg, 0
+			c.pages++
+			continue
+		}
+		if !s.reclaimTail(c, held, now, fseq) {
+			return 0
+		}
+	}
+}
+
+// freeChunk puts chunk h on c's free list. c.mu must be held.
+func (s *Store) freeChunk(c *class, h uint32) {
+	setLRUNext(s.chunk(h), c.free)
+	c.free = h
+	c.nfree++
+	c.used--
+}
+
+// allocItem allocates the chunks for an item of layout l and writes its
+// chain table. It returns the head handle or 0 when memory is exhausted.
+func (s *Store) allocItem(l layout, held int, now uint32, fseq uint64) uint32 {
+	c := s.classFor(l)
+	c.mu.Lock()
+	h := s.allocChunk(c, held, now, fseq)
+	if h == 0 {
+		c.oom++
+		c.mu.Unlock()
+		return 0
+	}
+	if l.nchunks > 1 {
+		b := s.chunk(h)
+		for i := 1; i < l.nchunks; i++ {
+			ch := s.allocChunk(c, held, now, fseq)
+			if ch == 0 {
+				for j := 1; j < i; j++ {
+					s.freeChunk(c, chainHandle(b, l, j))
+				}
+				s.freeChunk(c, h)
+				c.oom++
+				c.mu.Unlock()
+				return 0
+			}
+			le.PutUint32(b[l.tableOff+4*(i-1):], ch)
+		}
+	}
+	c.mu.Unlock()
+	return h
+}
+
+// lruLink puts h at the head of c's LRU and accounts for it. c.mu held.
+func (s *Store) lruLink(c *class, h uint32, b []byte, l layout) {
+	setLRUPrev(b, 0)
+	setLRUNext(b, c.head)
+	if c.head != 0 {
+		setLRUPrev(s.chunk(c.head), h)
+	} else {
+		c.tail = h
+	}
+	c.head = h
+	c.items++
+	c.bytes += uint64(l.total)
+}
+
+// lruUnlink removes h from c's LRU. c.mu held.
+func (s *Store) lruUnlink(c *class, h uint32, b []byte) {
+	p, n := lruPrev(b), lruNext(b)
+	if p != 0 {
+		setLRUNext(s.chunk(p), n)
+	} else {
+		c.head = n
+	}
+	if n != 0 {
+		setLRUPrev(s.chunk(n), p)
+	} else {
+		c.tail = p
+	}
+}
+
+// releaseLocked unlinks h from its LRU and frees its chunks. c.mu held;
+// the item must already be out of the index.
+func (s *Store) releaseLocked(c *class, h uint32, b []byte) {
+	l := readLayout(b, s.pageSize)
+	s.lruUnlink(c, h, b)
+	c.items--
+	c.bytes -= uint64(l.total)
+	for i := 1; i < l.nchunks; i++ {
+		s.freeChunk(c, chainHandle(b, l, i))
+	}
+	s.freeChunk(c, h)
+}
+
+// release frees an item that the caller (holding its stripe lock) has
+// just removed from the index.
+func (s *Store) release(h uint32, b []byte) {
+	c := s.classOf(h)
+	c.mu.Lock()
+	s.releaseLocked(c, h, b)
+	c.mu.Unlock()
+}
+
+// bump moves h to the head of its LRU and sets its access time. The
+// caller holds h's stripe lock.
+func (s *Store) bump(h uint32, b []byte, now uint32) {
+	c := s.classOf(h)
+	c.mu.Lock()
+	setAtime(b, now)
+	if c.head != h {
+		s.lruUnlink(c, h, b)
+		setLRUPrev(b, 0)
+		setLRUNext(b, c.head)
+		setLRUPrev(s.chunk(c.head), h)
+		c.head = h
+	}
+	c.mu.Unlock()
+}
+
+// reclaimTail frees one item from c's LRU tail: the first expired or
+// flushed item among the last few, else (unless evictions are disabled)
+// the least recently used item whose stripe lock can be taken. It never
+// blocks on a stripe lock (the lock order is stripe, then class), and
+// never touches the stripe the caller holds. c.mu held.
+func (s *Store) reclaimTail(c *class, held int, now uint32, fseq uint64) bool {
+	const searchDepth = 5
+	var victim uint32
+	var vst *stripe
+	var vtag uint32
+	tries := 0
+	for h := c.tail; h != 0 && tries < searchDepth; tries++ {
+		b := s.chunk(h)
+		prev := lruPrev(b)
+		hv := s.hash(itemKey(b))
+		si := int(hv & s.stripeMask)
+		if si == held {
+			h = prev
+			continue
+		}
+		st := &s.stripes[si]
+		if st != vst && !st.mu.TryLock() {
+			h = prev
+			continue
+		}
+		if dead(b, now, fseq) != alive {
+			tag := uint32(hv >> 32)
+			st.removeAt(st.posOf(tag, h))
+			c.reclaimed++
+			if b[offBits]&bitFetched == 0 {
+				c.expiredUnfetched++
+			}
+			s.releaseLocked(c, h, b)
+			if vst != nil && vst != st {
+				vst.mu.Unlock()
+			}
+			st.mu.Unlock()
+			return true
+		}
+		if victim == 0 && !s.cfg.DisableEvictions {
+			victim, vst, vtag = h, st, uint32(hv>>32)
+		} else if st != vst {
+			st.mu.Unlock()
+		}
+		h = prev
+	}
+	if victim == 0 {
+		return false
+	}
+	b := s.chunk(victim)
+	vst.removeAt(vst.posOf(vtag, victim))
+	c.evicted++
+	if itemExp(b) != 0 {
+		c.evictedNonzero++
+	}
+	if b[offBits]&bitFetched == 0 {
+		c.evictedUnfetched++
+	}
+	c.evictedTime = int64(now) - int64(itemAtime(b))
+	s.releaseLocked(c, victim, b)
+	vst.mu.Unlock()
+	return true
+}
+
+// Liveness of an item.
+const (
+	alive = iota
+	expired
+	flushed
+)
+
+// dead reports whether the item is flushed or expired. The item's stripe
+// lock must be held.
+func dead(b []byte, now uint32, fseq uint64) int {
+	if itemCAS(b) <= fseq {
+		return flushed
+	}
+	if e := itemExp(b); e != 0 && e <= now {
+		return expired
+	}
+	return alive
+}

@@ -1,0 +1,753 @@
+package slab
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// Store is a concurrency-safe item store.
+//
+// Locking: each key belongs to one index stripe (a mutex and a hash
+// table); each item to one slab class (a mutex, a free list and an LRU).
+// The lock order is stripe, then class, then the page allocator. Eviction,
+// which runs under a class lock, only TryLocks the victim's stripe and
+// skips the item when that fails, as memcached does with its item locks.
+// A plain get takes only its stripe lock, plus the class lock when it
+// bumps the item (at most once per 60 s per item).
+type Store struct {
+	cfg       Config
+	clock     Clock
+	pageSize  int
+	chunkBits uint32
+	chunkMask uint32
+	maxPages  int
+
+	classes []*class
+
+	pt     atomic.Pointer[pageTable]
+	pageMu sync.Mutex
+	npages atomic.Int64
+	limit  atomic.Int64
+
+	seed       maphash.Seed
+	stripes    []stripe
+	stripeMask uint64
+
+	cas      atomic.Uint64 // last CAS / store sequence handed out
+	flushSeq atomic.Uint64 // items with a sequence <= this are flushed
+	flushAt  atomic.Int64  // pending delayed flush (Unix ns), 0 = none
+}
+
+const (
+	maxClasses      = 63
+	maxItemSizeHard = 1 << 30
+)
+
+// New returns a Store for cfg, with defaults filled in.
+func New(cfg Config) (*Store, error) {
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = 64 << 20
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = 1 << 20
+	}
+	if cfg.GrowthFactor == 0 {
+		cfg.GrowthFactor = 1.25
+	}
+	if cfg.MinChunkSize == 0 {
+		cfg.MinChunkSize = 48
+	}
+	if cfg.MaxItemSize == 0 {
+		cfg.MaxItemSize = 1 << 20
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	switch {
+	case cfg.MemoryLimit < 0:
+		return nil, errors.New("slab: negative memory limit")
+	case cfg.PageSize < 1024 || cfg.PageSize%8 != 0 || cfg.PageSize > maxItemSizeHard:
+		return nil, fmt.Errorf("slab: page size %d must be a multiple of 8 between 1 KiB and 1 GiB", cfg.PageSize)
+	case !(cfg.GrowthFactor > 1):
+		return nil, errors.New("slab: growth factor must be greater than 1")
+	case cfg.MinChunkSize < 0 || cfg.MinChunkSize > cfg.PageSize/4:
+		return nil, fmt.Errorf("slab: minimum chunk size %d out of range", cfg.MinChunkSize)
+	case cfg.MaxItemSize < 0 || cfg.MaxItemSize > maxItemSizeHard:
+		return nil, fmt.Errorf("slab: max item size %d out of range (at most 1 GiB)", cfg.MaxItemSize)
+	}
+	s := &Store{
+		cfg:      cfg,
+		clock:    cfg.Clock,
+		pageSize: cfg.PageSize,
+		seed:     maphash.MakeSeed(),
+	}
+	s.limit.Store(cfg.MemoryLimit)
+
+	// Size classes as memcached's slabs_init: grow by the factor, 8-byte
+	// aligned, until half a page; then a half-page class (memcached's
+	// slab_chunk_max) and a full-page class that also carries the chunks
+	// of items larger than a page.
+	half := s.pageSize / 2
+	size := float64(hdrSize + cfg.MinChunkSize)
+	var sizes []int
+	for len(sizes) < maxClasses-2 && size < float64(half)/cfg.GrowthFactor {
+		sz := (int(size) + 7) &^ 7
+		if n := len(sizes); n > 0 && sz <= sizes[n-1] {
+			sz = sizes[n-1] + 8
+		}
+		sizes = append(sizes, sz)
+		size = float64(sz) * cfg.GrowthFactor
+	}
+	sizes = append(sizes, half, s.pageSize)
+	for i, sz := range sizes {
+		s.classes = append(s.classes, &class{id: i + 1, size: sz, perPage: s.pageSize / sz})
+	}
+	s.chunkBits = uint32(bits.Len(uint(s.classes[0].perPage - 1)))
+	s.chunkMask = 1<<s.chunkBits - 1
+	s.maxPages = 1<<(32-s.chunkBits) - 1 // page 0 is never used: handle 0 is nil
+	s.pt.Store(&pageTable{pages: [][]byte{nil}, cls: []uint8{0}})
+
+	s.stripes = make([]stripe, numStripes)
+	s.stripeMask = numStripes - 1
+	for i := range s.stripes {
+		s.stripes[i].slots = make([]uint64, initStripeSlots)
+	}
+	return s, nil
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (s *Store) Config() Config {
+	c := s.cfg
+	c.MemoryLimit = s.limit.Load()
+	return c
+}
+
+func (s *Store) hash(key []byte) uint64 { return maphash.Bytes(s.seed, key) }
+
+// stripeFor returns key's stripe, its index and the hash tag.
+func (s *Store) stripeFor(key []byte) (*stripe, int, uint32) {
+	hv := s.hash(key)
+	si := int(hv & s.stripeMask)
+	return &s.stripes[si], si, uint32(hv >> 32)
+}
+
+// now returns the current Unix second and the flush sequence, applying a
+// delayed flush whose time has come.
+func (s *Store) now() (uint32, uint64) {
+	ns := s.clock.Now()
+	if at := s.flushAt.Load(); at != 0 && ns >= at && s.flushAt.CompareAndSwap(at, 0) {
+		s.raiseFlushSeq(s.cas.Load())
+	}
+	sec := ns / 1e9
+	if sec < 0 {
+		sec = 0
+	}
+	return uint32(min(sec, math.MaxUint32)), s.flushSeq.Load()
+}
+
+func (s *Store) raiseFlushSeq(v uint64) {
+	for {
+		cur := s.flushSeq.Load()
+		if v <= cur || s.flushSeq.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+func (s *Store) nextCAS() uint64 { return s.cas.Add(1) }
+
+// shownCAS is the CAS reported to callers and compared by CAS commands.
+func (s *Store) shownCAS(b []byte) uint64 {
+	if s.cfg.DisableCAS {
+		return 0
+	}
+	return itemCAS(b)
+}
+
+// expTime converts an API exptime to the stored form: 0 never, a time in
+// the past (or negative) 1, which is always expired.
+func expTime(e int64) uint32 {
+	switch {
+	case e == 0:
+		return 0
+	case e < 0:
+		return 1
+	case e > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(e)
+}
+
+// lookup finds key's live item under the held stripe lock, removing an
+// expired or flushed one. It returns the slot, handle, head chunk and why
+// an item was dropped (alive when none was).
+func (s *Store) lookup(st *stripe, tag uint32, key []byte, now uint32, fseq uint64) (int, uint32, []byte, int) {
+	pos, h := s.find(st, tag, key)
+	if h == 0 {
+		return -1, 0, nil, alive
+	}
+	b := s.chunk(h)
+	if why := dead(b, now, fseq); why != alive {
+		st.removeAt(pos)
+		s.release(h, b)
+		return -1, 0, nil, why
+	}
+	return pos, h, b, alive
+}
+
+// unlinkAt removes the item at pos from the index and frees it.
+func (s *Store) unlinkAt(st *stripe, pos int, h uint32, b []byte) {
+	st.removeAt(pos)
+	s.release(h, b)
+}
+
+// link publishes a fully written new item: into the index (replacing the
+// item at pos when pos >= 0) and at the head of its class's LRU. The old
+// item, if any, is freed.
+func (s *Store) link(st *stripe, tag uint32, pos int, old uint32, oldb []byte, h uint32, b []byte, l layout) {
+	c := s.classOf(h)
+	c.mu.Lock()
+	s.lruLink(c, h, b, l)
+	c.mu.Unlock()
+	if pos >= 0 {
+		st.slots[pos] = uint64(tag)<<32 | uint64(h)
+		s.release(old, oldb)
+	} else {
+		st.insert(tag, h)
+	}
+	st.ctr.totalItems++
+}
+
+// touchAccess records a read: sets fetched, and bumps the item in its LRU
+// when its access time is older than updateInterval.
+func (s *Store) touchAccess(h uint32, b []byte, now uint32) {
+	b[offBits] |= bitFetched
+	if int64(now)-int64(itemAtime(b)) >= updateInterval {
+		s.bump(h, b, now)
+	}
+}
+
+func itemInfo(s *Store, b []byte, l layout) Item {
+	bits := b[offBits]
+	return Item{
+		Flags:      itemFlags(b, l),
+		Exptime:    int64(itemExp(b)),
+		CAS:        s.shownCAS(b),
+		LastAccess: int64(itemAtime(b)),
+		Size:       l.vlen,
+		Fetched:    bits&bitFetched != 0,
+		Stale:      bits&bitStale != 0,
+		TokenSent:  bits&bitTokenSent != 0,
+	}
+}
+
+// Get looks key up. On a hit it appends the value to dst and returns the
+// extended slice, the item's metadata and true. Expired or flushed items are
+// misses (and are reclaimed lazily). opt may be nil.
+//
+// Item.Fetched and Item.LastAccess describe the item before this access.
+// LastAccess is the time the item was stored or last moved to the LRU head;
+// reads move an item at most once per 60 s (memcached's
+// ITEM_UPDATE_INTERVAL), so it may lag the true last read by up to 60 s.
+//
+// Recache tokens (meta mg): Won is set when this caller wins the token:
+// the item was just vivified (opt.Vivify on a miss: an empty item with
+// VivifyExptime is created and Get returns true with Size 0), or its
+// remaining TTL is below opt.RecacheBelow (checked before opt.Touch applies),
+// or it is stale; in each case only if no token was sent before.
+// TokenSent reports that a token had already been sent (meta Z). Winning
+// marks the item so later callers see TokenSent.
+func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
+	now, fseq := s.now()
+	st, si, tag := s.stripeFor(key)
+	st.mu.Lock()
+	pos, h, b, why := s.lookup(st, tag, key, now, fseq)
+	_ = pos
+	switch why {
+	case expired:
+		st.ctr.getExpired++
+	case flushed:
+		st.ctr.getFlushed++
+	}
+	if h == 0 {
+		if opt != nil && opt.Vivify && len(key) <= maxKeyLen {
+			it, ok := s.vivify(st, si, tag, key, now, fseq, opt.VivifyExptime)
+			st.mu.Unlock()
+			return dst, it, ok
+		}
+		st.mu.Unlock()
+		return dst, Item{}, false
+	}
+	l := readLayout(b, s.pageSize)
+	it := itemInfo(s, b, l)
+	if opt != nil {
+		won := false
+		if opt.RecacheBelow > 0 && !it.TokenSent && it.Exptime != 0 && it.Exptime-int64(now) < opt.RecacheBelow {
+			won = true
+		}
+		if opt.Touch {
+			setExp(b, expTime(opt.NewExptime))
+			it.Exptime = int64(itemExp(b))
+			st.ctr.touchHits++
+		}
+		if it.Stale && !it.TokenSent {
+			won = true
+		}
+		if won {
+			b[offBits] |= bitTokenSent
+			it.Won = true
+		}
+		if !opt.NoBump {
+			s.touchAccess(h, b, now)
+		}
+	} else {
+		s.touchAccess(h, b, now)
+	}
+	dst = s.appendValue(dst, b, l)
+	st.mu.Unlock()
+	return dst, it, true
+}
+
+// vivify creates the empty item of a meta N miss. Stripe lock held.
+func (s *Store) vivify(st *stripe, si int, tag uint32, key []byte, now uint32, fseq uint64, exp int64) (Item, bool) {
+	l := makeLayout(len(key), 0, false, s.pageSize)
+	h := s.allocItem(l, si, now, fseq)
+	if h == 0 {
+		return Item{}, false
+	}
+	b := s.chunk(h)
+	writeHeader(b, l, key, 0, expTime(exp), now, s.nextCAS())
+	b[offBits] |= bitTokenSent
+	s.link(st, tag, -1, 0, nil, h, b, l)
+	return Item{Exptime: int64(itemExp(b)), CAS: s.shownCAS(b), LastAccess: int64(now), Won: true}, true
+}
+
+// Set stores value under key according to opt.Mode and returns the result
+// and the item's new CAS (0 unless Stored, and 0 with DisableCAS).
+//
+// A nonzero opt.CAS turns ModeSet and ModeReplace into ModeCAS (as meta
+// set does); ModeAdd ignores it; ModeAppend and ModePrepend require it to
+// match. ModeCAS returns NotFound on a miss and Exists on a mismatch (always,
+// with DisableCAS, as memcached -C). With opt.Invalidate, a CAS lower than
+// the item's stores the value marked stale, keeping the old exptime and
+// token state. Append and prepend keep the old flags and exptime; on a miss
+// they return NotStored, or with opt.Vivify store the value with
+// opt.VivifyExptime (meta ms MA N).
+//
+// A value too large for MaxItemSize (or a key longer than 250 bytes)
+// returns TooLarge and, for ModeSet, removes any existing item under key
+// (as memcached does). ModeSet also removes it when memory is exhausted
+// (OutOfMemory). An append or prepend whose result would be too large, or
+// cannot be allocated, returns NotStored, as memcached does.
+func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
+	var o SetOptions
+	if opt != nil {
+		o = *opt
+	}
+	now, fseq := s.now()
+	mode := o.Mode
+	if o.CAS != 0 && (mode == ModeSet || mode == ModeReplace) {
+		mode = ModeCAS
+	}
+	st, si, tag := s.stripeFor(key)
+	l := makeLayout(len(key), len(value), o.Flags != 0, s.pageSize)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	pos, old, oldb, _ := s.lookup(st, tag, key, now, fseq)
+
+	if len(key) > maxKeyLen || l.total > s.cfg.MaxItemSize {
+		if mode == ModeSet && old != 0 {
+			s.unlinkAt(st, pos, old, oldb)
+		}
+		return TooLarge, 0
+	}
+
+	flags, exp := o.Flags, expTime(o.Exptime)
+	var stale, tokenSent bool
+	switch mode {
+	case ModeAdd:
+		if old != 0 {
+			// memcached bumps the existing item but does not mark it fetched.
+			if int64(now)-int64(itemAtime(oldb)) >= updateInterval {
+				s.bump(old, oldb, now)
+			}
+			return NotStored, 0
+		}
+	case ModeReplace:
+		if old == 0 {
+			return NotStored, 0
+		}
+	case ModeCAS:
+		if old == 0 {
+			st.ctr.casMisses++
+			return NotFound, 0
+		}
+		cur := s.shownCAS(oldb)
+		switch {
+		case s.cfg.DisableCAS:
+			st.ctr.casBadval++
+			return Exists, 0
+		case o.CAS == cur:
+		case o.Invalidate && o.CAS < cur:
+			stale = true
+			exp = itemExp(oldb)
+			tokenSent = oldb[offBits]&bitTokenSent != 0
+		default:
+			st.ctr.casBadval++
+			return Exists, 0
+		}
+		st.ctr.casHits++
+	case ModeAppend, ModePrepend:
+		if old == 0 {
+			if !o.Vivify {
+				return NotStored, 0
+			}
+			exp = expTime(o.VivifyExptime)
+			break
+		}
+		if o.CAS != 0 && !s.cfg.DisableCAS && o.CAS != itemCAS(oldb) {
+			return Exists, 0
+		}
+		ol := readLayout(oldb, s.pageSize)
+		flags, exp = itemFlags(oldb, ol), itemExp(oldb)
+		nl := makeLayout(len(key), ol.vlen+len(value), flags != 0, s.pageSize)
+		if nl.total > s.cfg.MaxItemSize {
+			return NotStored, 0
+		}
+		h := s.allocItem(nl, si, now, fseq)
+		if h == 0 {
+			return NotStored, 0
+		}
+		b := s.chunk(h)
+		cas := s.nextCAS()
+		writeHeader(b, nl, key, flags, exp, now, cas)
+		w := s.newValueWriter(b, nl)
+		if mode == ModePrepend {
+			w.write(value)
+		}
+		w.copyValue(oldb, ol)
+		if mode == ModeAppend {
+			w.write(value)
+		}
+		s.link(st, tag, pos, old, oldb, h, b, nl)
+		return Stored, s.shownCAS(b)
+	}
+
+	if o.Flags != flags {
+		l = makeLayout(len(key), len(value), flags != 0, s.pageSize)
+	}
+	h := s.allocItem(l, si, now, fseq)
+	if h == 0 {
+		if mode == ModeSet && old != 0 {
+			s.unlinkAt(st, pos, old, oldb)
+		}
+		return OutOfMemory, 0
+	}
+	b := s.chunk(h)
+	cas := s.nextCAS()
+	writeHeader(b, l, key, flags, exp, now, cas)
+	if stale {
+		b[offBits] |= bitStale
+	}
+	if tokenSent {
+		b[offBits] |= bitTokenSent
+	}
+	w := s.newValueWriter(b, l)
+	w.write(value)
+	s.link(st, tag, pos, old, oldb, h, b, l)
+	return Stored, s.shownCAS(b)
+}
+
+// Delete removes key. When cas is nonzero it must match (Exists otherwise;
+// always Exists with DisableCAS, as memcached -C).
+// With markStale (meta md I) the item is kept, marked stale, its token
+// cleared (so the next reader wins it), its CAS bumped and its Exptime set
+// to staleExptime when that is nonzero.
+func (s *Store) Delete(key []byte, cas uint64, markStale bool, staleExptime int64) Result {
+	now, fseq := s.now()
+	st, _, tag := s.stripeFor(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	pos, h, b, _ := s.lookup(st, tag, key, now, fseq)
+	if h == 0 {
+		st.ctr.deleteMisses++
+		return NotFound
+	}
+	if cas != 0 && s.shownCAS(b) != cas {
+		return Exists
+	}
+	st.ctr.deleteHits++
+	if markStale {
+		b[offBits] = b[offBits]&^bitTokenSent | bitStale
+		setCAS(b, s.nextCAS())
+		if staleExptime != 0 {
+			setExp(b, expTime(staleExptime))
+		}
+		return Deleted
+	}
+	s.unlinkAt(st, pos, h, b)
+	return Deleted
+}
+
+// Touch sets key's Exptime. Returns Touched or NotFound. It counts as an
+// access (fetched, LRU bump) but does not change the CAS.
+func (s *Store) Touch(key []byte, exptime int64) Result {
+	now, fseq := s.now()
+	st, _, tag := s.stripeFor(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, h, b, _ := s.lookup(st, tag, key, now, fseq)
+	if h == 0 {
+		st.ctr.touchMisses++
+		return NotFound
+	}
+	st.ctr.touchHits++
+	setExp(b, expTime(exptime))
+	s.touchAccess(h, b, now)
+	return Touched
+}
+
+// parseUint parses a stored counter as memcached's safe_strtoull: optional
+// leading whitespace and '+', decimal digits, then the end of the value or
+// whitespace (anything after that is ignored). Overflow is invalid.
+func parseUint(v []byte) (uint64, bool) {
+	i := 0
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	if i < len(v) && v[i] == '+' {
+		i++
+	}
+	start := i
+	var n uint64
+	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		d := uint64(v[i] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	if i == start || (i < len(v) && !isSpace(v[i])) {
+		return 0, false
+	}
+	return n, true
+}
+
+func isSpace(c byte) bool { return c == ' ' || (c >= '\t' && c <= '\r') }
+
+// Arith increments (incr) or decrements key's decimal value by delta:
+// incr wraps at 2^64, decr stops at 0. A result not longer than the stored
+// value is written in place, padded with spaces, as memcached does ("100"
+// decr 1 stores "99 "). Returns the new value, the new CAS and Stored,
+// NotFound, Exists, NonNumeric or OutOfMemory. With opt.Vivify a miss
+// creates the counter with opt.Initial (delta is not applied).
+func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (uint64, uint64, Result) {
+	var o ArithOptions
+	if opt != nil {
+		o = *opt
+	}
+	now, fseq := s.now()
+	st, si, tag := s.stripeFor(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	pos, h, b, _ := s.lookup(st, tag, key, now, fseq)
+	var buf [24]byte
+	if h == 0 {
+		if incr {
+			st.ctr.incrMisses++
+		} else {
+			st.ctr.decrMisses++
+		}
+		if !o.Vivify {
+			return 0, 0, NotFound
+		}
+		num := strconv.AppendUint(buf[:0], o.Initial, 10)
+		l := makeLayout(len(key), len(num), false, s.pageSize)
+		if len(key) > maxKeyLen || l.total > s.cfg.MaxItemSize {
+			return 0, 0, TooLarge
+		}
+		nh := s.allocItem(l, si, now, fseq)
+		if nh == 0 {
+			return 0, 0, OutOfMemory
+		}
+		nb := s.chunk(nh)
+		writeHeader(nb, l, key, 0, expTime(o.Exptime), now, s.nextCAS())
+		copy(nb[l.valOff:], num)
+		s.link(st, tag, -1, 0, nil, nh, nb, l)
+		return o.Initial, s.shownCAS(nb), Stored
+	}
+	if incr {
+		st.ctr.incrHits++
+	} else {
+		st.ctr.decrHits++
+	}
+	l := readLayout(b, s.pageSize)
+	if l.nchunks > 1 || l.vlen == 0 {
+		return 0, 0, NonNumeric
+	}
+	if o.CAS != 0 && s.shownCAS(b) != o.CAS {
+		return 0, 0, Exists
+	}
+	val := b[l.valOff : l.valOff+l.vlen]
+	n, ok := parseUint(val)
+	if !ok {
+		return 0, 0, NonNumeric
+	}
+	if incr {
+		n += delta
+	} else if delta > n {
+		n = 0
+	} else {
+		n -= delta
+	}
+	num := strconv.AppendUint(buf[:0], n, 10)
+	exp := itemExp(b)
+	if o.Touch {
+		exp = expTime(o.NewExptime)
+	}
+	if len(num) <= len(val) {
+		copy(val, num)
+		for i := len(num); i < len(val); i++ {
+			val[i] = ' '
+		}
+		setCAS(b, s.nextCAS())
+		setExp(b, exp)
+		s.touchAccess(h, b, now)
+		return n, s.shownCAS(b), Stored
+	}
+	flags := itemFlags(b, l)
+	nl := makeLayout(len(key), len(num), flags != 0, s.pageSize)
+	nh := s.allocItem(nl, si, now, fseq)
+	if nh == 0 {
+		return 0, 0, OutOfMemory
+	}
+	nb := s.chunk(nh)
+	writeHeader(nb, nl, key, flags, exp, now, s.nextCAS())
+	nb[offBits] |= b[offBits] & (bitStale | bitTokenSent)
+	copy(nb[nl.valOff:], num)
+	s.link(st, tag, pos, h, b, nh, nb, nl)
+	return n, s.shownCAS(nb), Stored
+}
+
+// FlushAll invalidates every item stored before at (Unix nanoseconds); at <= now
+// flushes immediately. An item stored after the flush, even within the same
+// second, survives: items carry the store sequence (their CAS), and the flush
+// records the sequence reached when it takes effect. A later call replaces a
+// pending delayed flush.
+func (s *Store) FlushAll(at int64) {
+	if at <= s.clock.Now() {
+		s.flushAt.Store(0)
+		s.raiseFlushSeq(s.cas.Load())
+		return
+	}
+	s.flushAt.Store(at)
+}
+
+// SetMemoryLimit changes the budget (cache_memlimit). Lowering it below the
+// pages already in use stops new page allocation; it does not free pages.
+func (s *Store) SetMemoryLimit(bytes int64) {
+	if bytes < 0 {
+		bytes = 0
+	}
+	s.limit.Store(bytes)
+}
+
+// Stats returns a snapshot of the counters without stopping writers: each
+// stripe and each class lock is taken only long enough to copy its counters.
+func (s *Store) Stats() Stats {
+	var sc stripeCounters
+	slots := 0
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		st.mu.Lock()
+		sc.add(&st.ctr)
+		slots += len(st.slots)
+		st.mu.Unlock()
+	}
+	out := Stats{
+		TotalItems:       sc.totalItems,
+		LimitMaxbytes:    uint64(s.limit.Load()),
+		TotalMalloced:    uint64(s.npages.Load()) * uint64(s.pageSize),
+		CasMisses:        sc.casMisses,
+		CasHits:          sc.casHits,
+		CasBadval:        sc.casBadval,
+		TouchHits:        sc.touchHits,
+		TouchMisses:      sc.touchMisses,
+		IncrHits:         sc.incrHits,
+		IncrMisses:       sc.incrMisses,
+		DecrHits:         sc.decrHits,
+		DecrMisses:       sc.decrMisses,
+		DeleteHits:       sc.deleteHits,
+		DeleteMisses:     sc.deleteMisses,
+		GetExpired:       sc.getExpired,
+		GetFlushed:       sc.getFlushed,
+		HashPowerLevel:   uint64(bits.Len(uint(slots)) - 1),
+		HashBytes:        uint64(slots) * 8,
+		Evictions:        0,
+		SlabsMoved:       0,
+		EvictedActive:    0,
+		ExpiredUnfetched: 0,
+	}
+	for _, c := range s.classes {
+		c.mu.Lock()
+		out.CurrItems += uint64(c.items)
+		out.Bytes += c.bytes
+		out.Evictions += c.evicted
+		out.Reclaimed += c.reclaimed
+		out.ExpiredUnfetched += c.expiredUnfetched
+		out.EvictedUnfetched += c.evictedUnfetched
+		out.OutOfMemory += c.oom
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// Classes returns per-class statistics for classes that hold pages or items.
+func (s *Store) Classes() []ClassStats {
+	now, _ := s.now()
+	var out []ClassStats
+	for _, c := range s.classes {
+		c.mu.Lock()
+		if c.pages == 0 && c.items == 0 {
+			c.mu.Unlock()
+			continue
+		}
+		cs := ClassStats{
+			ID:             c.id,
+			ChunkSize:      c.size,
+			ChunksPerPage:  c.perPage,
+			TotalPages:     c.pages,
+			TotalChunks:    c.pages * c.perPage,
+			UsedChunks:     c.used,
+			FreeChunks:     c.pages*c.perPage - c.used,
+			Items:          c.items,
+			MemRequested:   c.bytes,
+			Evicted:        c.evicted,
+			EvictedNonzero: c.evictedNonzero,
+			EvictedTime:    c.evictedTime,
+			Expired:        c.reclaimed,
+			OutOfMemory:    c.oom,
+		}
+		if c.tail != 0 {
+			cs.OldestAge = max(0, int64(now)-int64(itemAtime(s.chunk(c.tail))))
+		}
+		c.mu.Unlock()
+		out = append(out, cs)
+	}
+	return out
+}
+
+// ClassSizes returns every configured class's chunk size, index 0 = class 1.
+func (s *Store) ClassSizes() []int {
+	out := make([]int, len(s.classes))
+	for i, c := range s.classes {
+		out[i] = c.size
+	}
+	return out
+}
