@@ -71,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.Store.Clock == nil {
-		cfg.Store.Clock = slab.SystemClock{}
+		cfg.Store.Clock = slab.CoarseClock{}
 	}
 	if cfg.Extended == nil {
 		cfg.Extended = map[string]string{}

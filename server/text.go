@@ -286,12 +286,6 @@ func (c *conn) execCacheMemlimit() {
 	}
 }
 
-// execAdmin answers the maintenance commands gocached accepts but whose
-// machinery (crawler, slab mover, watchers) is not built yet.
-func (c *conn) execAdmin() {
-	c.replyError(protocol.ErrUnknownCommand)
-}
-
 // appendStatUint appends "STAT name value" with an integer value.
 func appendStatUint(dst []byte, name string, v uint64) []byte {
 	dst = append(dst, "STAT "...)

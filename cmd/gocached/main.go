@@ -87,8 +87,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "gocached %s\n\n%s", compatVersion, licenseText)
 		return 0
 	}
-	for _, n := range opts.notices {
-		fmt.Fprintln(stderr, n)
+	// With -d the parent prints the startup notices and the child logs
+	// the warnings, so that with -v they show once.
+	child := os.Getenv(daemonEnv) == "1"
+	daemonParent := opts.daemon && !child
+	if !child {
+		for _, n := range opts.notices {
+			fmt.Fprintln(stderr, n)
+		}
 	}
 
 	// memcached's root policy: root must name the user to become.
@@ -107,15 +113,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	logger := newLogger(stderr, opts.cfg.Verbosity)
 	defer logger.Sync() //nolint:errcheck // stderr
-	for _, s := range opts.notImplemented {
-		logger.Warn("option accepted, not implemented", zap.String("option", s))
+	if !daemonParent {
+		for _, s := range opts.notImplemented {
+			logger.Warn("option accepted, not implemented", zap.String("option", s))
+		}
+		for _, p := range opts.positionals {
+			logger.Warn("ignoring non-option argument", zap.String("argument", p))
+		}
 	}
-	for _, p := range opts.positionals {
-		logger.Warn("ignoring non-option argument", zap.String("argument", p))
-	}
-
-	child := os.Getenv(daemonEnv) == "1"
-	if opts.daemon && !child {
+	if daemonParent {
 		return daemonize(args, opts.cfg.Verbosity > 0, stderr)
 	}
 	var ready *os.File
