@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
@@ -68,6 +69,7 @@ type conn struct {
 	rend     int
 	wbuf     []byte // replies not yet written
 	swallow  int    // input bytes still to discard (payload of a refused set)
+	bigBuf   int    // size of rbuf while charged to srv.bigBufs, else 0
 	scratch  []byte // value copies for retrievals
 	req      protocol.Request
 	metaKey  [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
@@ -103,6 +105,7 @@ func (c *conn) release() {
 		bufPool.Put(&b)
 	}
 	c.rbuf, c.wbuf = nil, nil
+	c.releaseBigBuf()
 }
 
 func (c *conn) serve() {
@@ -115,8 +118,9 @@ func (c *conn) serve() {
 		if c.shutdown.Load() {
 			return
 		}
-		if c.rend == len(c.rbuf) {
-			c.makeRoom(0)
+		if c.rend == len(c.rbuf) && !c.makeRoom(0) {
+			c.flush()
+			return
 		}
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
@@ -145,6 +149,9 @@ func (c *conn) flush() bool {
 	if len(c.wbuf) == 0 {
 		return true
 	}
+	if c.srv.verbosity.Load() > 1 {
+		c.debugf(">", zap.Stringer("client", c.nc.RemoteAddr()), zap.ByteString("replies", c.wbuf[:min(len(c.wbuf), 1024)]))
+	}
 	n, err := c.nc.Write(c.wbuf)
 	atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
 	if cap(c.wbuf) > flushThreshold*2 {
@@ -157,8 +164,11 @@ func (c *conn) flush() bool {
 
 // makeRoom ensures the read buffer can take more input: it moves unparsed
 // bytes to the front, grows the buffer to need (the size of the request
-// being assembled, 0 if unknown) and doubles it when it is still full.
-func (c *conn) makeRoom(need int) {
+// being assembled, 0 if unknown) and doubles it when it is still full. It
+// returns false, having queued memcached's error, when growing would take
+// the server's large read buffers past their budget: however many clients
+// send large requests at once, their buffers stay bounded.
+func (c *conn) makeRoom(need int) bool {
 	if c.rpos > 0 {
 		copy(c.rbuf, c.rbuf[c.rpos:c.rend])
 		c.rpos, c.rend = 0, c.rend-c.rpos
@@ -171,8 +181,14 @@ func (c *conn) makeRoom(need int) {
 		size *= 2
 	}
 	if size == len(c.rbuf) {
-		return
+		return true
 	}
+	if !c.srv.bigBufs.reserve(size - c.bigBuf) {
+		c.wbuf = append(c.wbuf, "SERVER_ERROR out of memory reading request\r\n"...)
+		c.closing = true
+		return false
+	}
+	c.bigBuf = size
 	nb := make([]byte, size)
 	copy(nb, c.rbuf[:c.rend])
 	if cap(c.rbuf) == initialBufSize {
@@ -180,16 +196,40 @@ func (c *conn) makeRoom(need int) {
 		bufPool.Put(&b)
 	}
 	c.rbuf = nb
+	return true
 }
 
 // shrink returns an oversized read buffer once it is drained, so a client
 // that once sent a large value does not keep it.
 func (c *conn) shrink() {
-	if c.rpos == c.rend && len(c.rbuf) > 64<<10 {
+	if c.rpos == c.rend && c.bigBuf > 64<<10 {
+		c.releaseBigBuf()
 		c.rbuf = *bufPool.Get().(*[]byte)
 		c.rpos, c.rend = 0, 0
 	}
 }
+
+func (c *conn) releaseBigBuf() {
+	c.srv.bigBufs.release(c.bigBuf)
+	c.bigBuf = 0
+}
+
+// bufBudget bounds the bytes held by grown read buffers across all
+// connections (memcached's read_buf_mem_limit).
+type bufBudget struct {
+	used  atomic.Int64
+	limit int64
+}
+
+func (b *bufBudget) reserve(n int) bool {
+	if b.used.Add(int64(n)) > b.limit && n > 0 {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+func (b *bufBudget) release(n int) { b.used.Add(-int64(n)) }
 
 // process executes every complete request in the read buffer, appending
 // replies to the write buffer.
@@ -246,4 +286,12 @@ func (c *conn) replyError(e protocol.Reply) {
 
 func (c *conn) debugf(msg string, fields ...zap.Field) {
 	c.srv.log.Debug(msg, fields...)
+}
+
+// logCommand logs a complete request line at -vv, as memcached prints
+// "<fd command".
+func (c *conn) logCommand(line []byte) {
+	if c.srv.verbosity.Load() > 1 {
+		c.debugf("<", zap.Stringer("client", c.nc.RemoteAddr()), zap.ByteString("command", bytes.TrimRight(line, "\r\n")))
+	}
 }

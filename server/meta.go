@@ -152,6 +152,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	if err == protocol.ErrIncomplete {
 		return lineLen + m.Size + 2, false
 	}
+	c.logCommand(buf[:lineLen])
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdMeta, 1)

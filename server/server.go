@@ -28,6 +28,12 @@ var ErrServerClosed = errors.New("gocached: server closed")
 // behaviour gocached matches.
 const Version = "1.6.18"
 
+// defaultReadBufMemLimit bounds the grown read buffers of all connections
+// together when -o read_buf_mem_limit is not given: enough for 64 clients
+// sending 1 MB values at once. memcached leaves them unbounded; gocached
+// keeps what a client can make it allocate beyond -m small and fixed.
+const defaultReadBufMemLimit = 64 << 20
+
 // Server is a memcached-compatible server.
 type Server struct {
 	cfg     Config
@@ -43,6 +49,8 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closing   bool
 	retired   connStats // counters of closed connections
+
+	bigBufs bufBudget // grown read buffers of all connections
 
 	currConns     atomic.Int64
 	totalConns    atomic.Uint64
@@ -90,6 +98,10 @@ func New(cfg Config) (*Server, error) {
 		done:  make(chan struct{}),
 	}
 	s.started = s.now()
+	s.bigBufs.limit = cfg.ReadBufMemLimit
+	if s.bigBufs.limit <= 0 {
+		s.bigBufs.limit = defaultReadBufMemLimit
+	}
 	s.verbosity.Store(int32(cfg.Verbosity))
 	return s, nil
 }

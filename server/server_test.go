@@ -185,3 +185,33 @@ func TestShutdownCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadBufferBudget: clients that each start a large request cannot
+// together make the server hold more than read_buf_mem_limit of buffers;
+// the one over budget is told and closed, the others proceed.
+func TestReadBufferBudget(t *testing.T) {
+	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.ReadBufMemLimit = 1 << 20 })
+	header := "set k 0 0 600000\r\n"
+	var conns []net.Conn
+	var readers []*bufio.Reader
+	for i := 0; i < 3; i++ {
+		c, r := dialText(t, "tcp", addr)
+		if _, err := io.WriteString(c, header+strings.Repeat("x", 1000)); err != nil {
+			t.Fatal(err)
+		}
+		conns, readers = append(conns, c), append(readers, r)
+		time.Sleep(50 * time.Millisecond) // let the server size its buffer
+	}
+	// 600 KB buffers against a 1 MB budget: the second and third are refused.
+	for i, r := range readers[1:] {
+		if got := expectClosed(t, r); got != "SERVER_ERROR out of memory reading request\r\n" {
+			t.Fatalf("connection %d: got %q", i+2, got)
+		}
+	}
+	if _, err := io.WriteString(conns[0], strings.Repeat("x", 599000)+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := readers[0].ReadString('\n'); line != "STORED\r\n" {
+		t.Fatalf("first connection: %q, %v", line, err)
+	}
+}

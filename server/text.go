@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/gocached/gocached/protocol"
 	"github.com/gocached/gocached/slab"
 )
@@ -31,9 +29,6 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 		}
 		return 0, true
 	}
-	if c.srv.verbosity.Load() > 1 {
-		c.debugf("<", zap.ByteString("command", bytes.TrimRight(buf[:n], "\r\n")))
-	}
 	switch r.Command {
 	case protocol.CmdSet, protocol.CmdAdd, protocol.CmdReplace, protocol.CmdAppend,
 		protocol.CmdPrepend, protocol.CmdCas:
@@ -41,6 +36,7 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 	case protocol.CmdMetaSet:
 		return c.execMetaSet(buf, n)
 	}
+	c.logCommand(buf[:n])
 	c.rpos += n
 	c.lastCmd.Store(c.srv.now())
 	switch r.Command {
@@ -113,6 +109,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 	if err == protocol.ErrIncomplete {
 		return lineLen + r.Bytes + 2, false
 	}
+	c.logCommand(buf[:lineLen])
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdSet, 1)
@@ -165,6 +162,10 @@ func (c *conn) execRetrieval() {
 		}
 		hits++
 		c.wbuf = protocol.AppendValue(c.wbuf, key, it.Flags, c.scratch, it.CAS, withCAS)
+		if len(c.wbuf) > flushThreshold && !c.flush() {
+			c.closing = true
+			break
+		}
 	}
 	c.wbuf = append(c.wbuf, protocol.ReplyEnd...)
 	// memcached counts gat/gats keys as touches only.

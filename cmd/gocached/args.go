@@ -302,6 +302,9 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 			case "idle_timeout":
 				n, _ := strconv.ParseInt(it.value, 10, 64)
 				cfg.IdleTimeout = time.Duration(n) * time.Second
+			case "read_buf_mem_limit":
+				n, _ := strconv.ParseInt(it.value, 10, 64)
+				cfg.ReadBufMemLimit = n << 20
 			case "maxconns_fast":
 				cfg.MaxConnsFast = true
 			case "no_maxconns_fast":

@@ -20,10 +20,11 @@ type subopt struct {
 // implementedSubopts are the suboptions gocached acts on. Every other
 // accepted suboption is logged as "accepted, not implemented".
 var implementedSubopts = map[string]bool{
-	"idle_timeout":     true, // Config.IdleTimeout
-	"maxconns_fast":    true, // Config.MaxConnsFast
-	"no_maxconns_fast": true,
-	"modern":           true, // "currently: nothing" in memcached too
+	"idle_timeout":       true, // Config.IdleTimeout
+	"maxconns_fast":      true, // Config.MaxConnsFast
+	"no_maxconns_fast":   true,
+	"modern":             true, // "currently: nothing" in memcached too
+	"read_buf_mem_limit": true, // Config.ReadBufMemLimit
 }
 
 func missingArg(name string) string { return "Missing " + name + " argument" }
