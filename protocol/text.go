@@ -420,17 +420,27 @@ func parseDelete(toks [][]byte, nt int, r *Request) error {
 	return nil
 }
 
-func parseArith(cmd Command, toks [][]byte, nt int, r *Request) error {
+// parseKeyArg handles "<cmd> <key> <arg> [noreply]", the shape of incr,
+// decr and touch, and returns the argument token.
+func parseKeyArg(cmd Command, toks [][]byte, nt int, r *Request) ([]byte, error) {
 	if nt != 4 && nt != 5 {
-		return ErrUnknownCommand
+		return nil, ErrUnknownCommand
 	}
 	r.Command = cmd
 	setNoReply(r, toks)
 	if len(toks[1]) > MaxKeyLength {
-		return ErrBadFormat
+		return nil, ErrBadFormat
 	}
 	r.Key = toks[1]
-	d, ok := parseUint64(toks[2])
+	return toks[2], nil
+}
+
+func parseArith(cmd Command, toks [][]byte, nt int, r *Request) error {
+	arg, err := parseKeyArg(cmd, toks, nt, r)
+	if err != nil {
+		return err
+	}
+	d, ok := parseUint64(arg)
 	if !ok {
 		return ErrBadDelta
 	}
@@ -439,16 +449,11 @@ func parseArith(cmd Command, toks [][]byte, nt int, r *Request) error {
 }
 
 func parseTouch(toks [][]byte, nt int, r *Request) error {
-	if nt != 4 && nt != 5 {
-		return ErrUnknownCommand
+	arg, err := parseKeyArg(CmdTouch, toks, nt, r)
+	if err != nil {
+		return err
 	}
-	r.Command = CmdTouch
-	setNoReply(r, toks)
-	if len(toks[1]) > MaxKeyLength {
-		return ErrBadFormat
-	}
-	r.Key = toks[1]
-	exp, ok := parseInt32(toks[2])
+	exp, ok := parseInt32(arg)
 	if !ok {
 		return ErrBadExptime
 	}
