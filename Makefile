@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     ?= bin
 PKGS    := ./...
-# Fuzz targets run for FUZZTIME each by `make fuzz`.
+# Each fuzz target runs for FUZZTIME in `make fuzz`.
 FUZZTIME ?= 30s
 
 .PHONY: all build run test race bench gobench fuzz lint clean
@@ -38,8 +38,11 @@ bench:
 gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol ./slab ./server
 
+# Each parser's fuzzer in turn: text, meta, binary.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzMeta$$' -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzBinary$$' -fuzztime $(FUZZTIME) ./protocol
 
 lint:
 	$(GO) vet $(PKGS)
