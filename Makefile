@@ -5,7 +5,7 @@ PKGS    := ./...
 # Each fuzz target runs for FUZZTIME in `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build run test race bench gobench fuzz lint clean
+.PHONY: all build run test bench gobench fuzz lint clean image cluster example-image
 
 all: build
 
@@ -33,6 +33,21 @@ bench:
 	$(BIN)/gocached-bench compare --gocached $(BIN)/gocached --scenarios short --reps 5 --duration 1s --quiet --out bench/results
 	$(BIN)/gocached-bench memory --gocached $(BIN)/gocached --items 200000 --size 100 --reps 1 --quiet --out bench/results
 	$(BIN)/gocached-bench hitratio --gocached $(BIN)/gocached --reps 1 --ops 300000 --warmup 300000 --quiet --out bench/results
+
+# FROM-scratch image: nothing is pulled, so the static binary is built first.
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/gocached ./cmd/gocached
+	docker build -t gocached:latest .
+
+# NODES local nodes on 127.0.0.1:11211.. until Ctrl-C (ARGS: daemon flags, e.g. -m 64).
+NODES ?= 3
+cluster: build
+	$(BIN)/gocached cluster up $(NODES) $(ARGS)
+
+# The compose example's app image (examples/compose).
+example-image: image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o examples/compose/app/bin/app ./examples/compose/app
+	docker build -t gocached-example-app:latest examples/compose/app
 
 # Go micro-benchmarks (allocations per request on the hot paths).
 gobench:

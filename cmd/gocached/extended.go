@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -25,6 +26,7 @@ var implementedSubopts = map[string]bool{
 	"no_maxconns_fast":   true,
 	"modern":             true, // "currently: nothing" in memcached too
 	"read_buf_mem_limit": true, // Config.ReadBufMemLimit
+	"metrics_listen":     true, // gocached's own: Prometheus /metrics (metrics.go)
 }
 
 func missingArg(name string) string { return "Missing " + name + " argument" }
@@ -144,6 +146,9 @@ var suboptions = map[string]subopt{
 	"no_drop_privileges":   flag(),
 	"relaxed_privileges":   flag(),
 	"sock_cookie_id":       valued("sock_cookie_id", nil),
+	// gocached's own: serve Prometheus metrics on host:port (":9150" for
+	// every interface).
+	"metrics_listen": valued("metrics_listen", checkHostPort),
 
 	"ssl_chain_cert":    valued("ssl_chain_cert", nil),
 	"ssl_key":           valued("ssl_key", nil),
@@ -176,6 +181,16 @@ var suboptions = map[string]subopt{
 	"ext_max_frag":            valued("ext_max_frag", checkFloat),
 	"ext_drop_unread":         flag(),
 	"slab_automove_freeratio": valued("slab_automove_freeratio", checkFloat),
+}
+
+// checkHostPort requires "host:port" with a numeric port (host may be
+// empty).
+func checkHostPort(name, v string) string {
+	_, p, err := net.SplitHostPort(v)
+	if n, perr := strconv.Atoi(p); err != nil || perr != nil || n < 0 || n > 65535 {
+		return name + " must be host:port, e.g. 127.0.0.1:9150 or :9150"
+	}
+	return ""
 }
 
 func checkPositive(msg string) func(string, string) string {

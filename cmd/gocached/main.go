@@ -72,6 +72,9 @@ func main() {
 
 // run is the daemon; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if code, ok := runSubcommand(args, stdout, stderr); ok {
+		return code // subcommands.go: cluster, healthcheck, stats
+	}
 	opts, act, err := parseArgs(args)
 	if err != nil {
 		return reportArgError(stderr, err)
@@ -166,6 +169,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, a := range srv.Addrs() {
 		logger.Info("listening", zap.String("network", a.Network()), zap.String("addr", a.String()))
 	}
+	stopMetrics, err := startMetrics(opts.cfg.Extended["metrics_listen"], srv, logger)
+	if err != nil {
+		return fail(exOSErr, "failed to listen for metrics: %v", err)
+	}
+	defer stopMetrics()
 	if opts.pidFile != "" {
 		if err := writePidFile(opts.pidFile, ident); err != nil {
 			fmt.Fprintf(stderr, "Could not open the pid file %s for writing: %v\n", opts.pidFile, err)

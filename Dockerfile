@@ -1,0 +1,22 @@
+# gocached as a drop-in for the official memcached image.
+#
+# Nothing can be pulled where this is built, so there is no build stage:
+# build the static binary on the host first, then the image (make image):
+#
+#   CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/gocached ./cmd/gocached
+#   docker build -t gocached:latest .
+#
+# Usage is the official image's: "docker run gocached -m 64", or in compose
+# "command: memcached -m 64 -c 1024" (a leading "memcached" is ignored) or
+# "command: [\"-m\", \"64\"]". It runs as uid 11211, the official image's
+# memcache user, so no -u is needed.
+FROM scratch
+COPY bin/gocached /gocached
+USER 11211:11211
+EXPOSE 11211
+ENTRYPOINT ["/gocached"]
+CMD ["memcached"]
+# No shell in the image: the binary checks itself ("version" -> "VERSION ...")
+# on 127.0.0.1:11211; a service started with another -p or -l overrides it,
+# e.g. in compose: healthcheck: {test: ["CMD", "/gocached", "healthcheck", "--addr", "127.0.0.1:12345"]}.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["/gocached", "healthcheck"]

@@ -1,0 +1,162 @@
+// Command app is the docker-compose example's service: a small HTTP API
+// whose reads go through a three-node gocached cluster with lazy loading
+// (cache-aside) from a deliberately slow "database".
+//
+//	GET /items/{key}  the key's value, from the cache or loaded and cached
+//	GET /healthz      200 "ok" (also: app -healthcheck, for a shell-less image)
+//	GET /stats        {"loads": N, "requests": N, "ejected": [...]}
+//
+// Configuration, from the environment:
+//
+//	CACHE_SERVERS  comma-separated nodes (default cache1:11211,cache2:11211,cache3:11211)
+//	SELECTOR       "ketama" (default: libmemcached/twemproxy-compatible) or "jump"
+//	LISTEN         HTTP address (default :8080)
+//	CACHE_TTL      TTL of cached values (default 5m)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gocached/gocached/cluster"
+)
+
+func main() {
+	healthcheck := flag.Bool("healthcheck", false, "GET /healthz on LISTEN and exit 0 if it answers 200")
+	flag.Parse()
+	listen := env("LISTEN", ":8080")
+	if *healthcheck {
+		os.Exit(checkHealth(listen))
+	}
+	servers := strings.Split(env("CACHE_SERVERS", "cache1:11211,cache2:11211,cache3:11211"), ",")
+	ttl, err := time.ParseDuration(env("CACHE_TTL", "5m"))
+	if err != nil {
+		log.Fatalf("CACHE_TTL: %v", err)
+	}
+	sel, err := newSelector(env("SELECTOR", "ketama"), servers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c := cluster.New(sel, cluster.Options{
+		Timeout:       250 * time.Millisecond, // bounds the cost of a frozen node
+		FailureLimit:  2,
+		RetryTimeout:  3 * time.Second,
+		ProbeInterval: time.Second, // re-admit a node only once it answers
+	})
+	defer c.Close()
+
+	a := &app{cache: c, ttl: ttl}
+	srv := &http.Server{Addr: listen, Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Printf("app: listening on %s, cache %s over %v", listen, env("SELECTOR", "ketama"), servers)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatal(err)
+	}
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newSelector(kind string, servers []string) (cluster.Selector, error) {
+	switch kind {
+	case "ketama":
+		return cluster.NewKetamaSelectorAddrs(servers...)
+	case "jump":
+		return cluster.NewJumpSelector(servers...)
+	}
+	return nil, fmt.Errorf("SELECTOR %q: want ketama or jump", kind)
+}
+
+type app struct {
+	cache    *cluster.Client
+	ttl      time.Duration
+	loads    atomic.Int64 // trips to the "database"
+	requests atomic.Int64
+}
+
+// load is the source of truth: slow, so a cache hit is worth having.
+func (a *app) load(ctx context.Context, key string) ([]byte, error) {
+	a.loads.Add(1)
+	select {
+	case <-time.After(20 * time.Millisecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return []byte("value-of-" + key), nil
+}
+
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{key}", func(w http.ResponseWriter, r *http.Request) {
+		a.requests.Add(1)
+		key := r.PathValue("key")
+		v, err := a.cache.GetOrLoad(r.Context(), key, a.ttl, a.load)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		node := ""
+		if n, err := a.cache.Node(key); err == nil {
+			node = n.String()
+		}
+		writeJSON(w, map[string]any{"key": key, "value": string(v), "node": node, "loads": a.loads.Load()})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		var ejected []string
+		for _, n := range a.cache.Ejected() {
+			ejected = append(ejected, n.String())
+		}
+		writeJSON(w, map[string]any{"loads": a.loads.Load(), "requests": a.requests.Load(), "ejected": ejected})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// checkHealth is the image's HEALTHCHECK: the image has no shell or curl.
+func checkHealth(listen string) int {
+	addr := listen
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + addr + "/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,190 @@
+package metrics_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/server/metrics"
+)
+
+// startServer runs a real server on a loopback port and returns it with
+// its address.
+func startServer(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Port = 0
+	cfg.Listen = []string{"127.0.0.1"}
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		if err := <-served; err != nil && !errors.Is(err, server.ErrServerClosed) {
+			t.Error(err)
+		}
+	})
+	return s, s.Addrs()[0].String()
+}
+
+// roundTrip sends text commands and reads until the reply holds want
+// lines ending with one of the terminators.
+func roundTrip(t *testing.T, addr, cmds string, replies int) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, cmds); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	var out strings.Builder
+	for n := 0; n < replies; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", out.String(), err)
+		}
+		out.WriteString(line)
+		switch strings.TrimRight(line, "\r\n") {
+		case "STORED", "END", "DELETED", "NOT_FOUND":
+			n++
+		}
+	}
+	return out.String()
+}
+
+// scrape returns the sample lines of /metrics, "name{labels}" -> value.
+func scrape(t *testing.T, url string) (map[string]string, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	samples := map[string]string{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		samples[line[:i]] = line[i+1:]
+	}
+	return samples, string(body)
+}
+
+func TestScrapeAfterTraffic(t *testing.T) {
+	srv, addr := startServer(t)
+	m, err := metrics.Listen("127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := m.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	roundTrip(t, addr, "set a 0 0 1\r\n1\r\nset b 0 0 2\r\n22\r\nset c 0 0 3\r\n333\r\n"+
+		"get a\r\nget b\r\nget nope\r\ndelete c\r\ndelete nope\r\n", 8)
+
+	samples, body := scrape(t, "http://"+m.Addr().String()+"/metrics")
+	want := map[string]string{
+		"memcached_up":                                             "1",
+		`memcached_version{version="1.6.18"}`:                      "1",
+		`memcached_commands_total{command="get",status="hit"}`:     "2",
+		`memcached_commands_total{command="get",status="miss"}`:    "1",
+		`memcached_commands_total{command="set",status="hit"}`:     "3",
+		`memcached_commands_total{command="delete",status="hit"}`:  "1",
+		`memcached_commands_total{command="delete",status="miss"}`: "1",
+		`memcached_commands_total{command="cas",status="badval"}`:  "0",
+		"memcached_current_items":                                  "2",
+		"memcached_items_total":                                    "3",
+		"memcached_limit_bytes":                                    "6.7108864e+07",
+		"memcached_items_evicted_total":                            "0",
+		"memcached_max_connections":                                "1024",
+	}
+	for name, v := range want {
+		if got, ok := samples[name]; !ok || got != v {
+			t.Errorf("%s = %q (present %v), want %q", name, got, ok, v)
+		}
+	}
+	// Present with a value that depends on timing or sizes.
+	for _, name := range []string{"memcached_current_connections", "memcached_connections_total",
+		"memcached_read_bytes_total", "memcached_written_bytes_total", "memcached_current_bytes",
+		"memcached_uptime_seconds", "memcached_time_seconds", "memcached_process_user_cpu_seconds_total",
+		"go_goroutines", "process_open_fds"} {
+		if _, ok := samples[name]; !ok {
+			t.Errorf("%s missing", name)
+		}
+	}
+	if samples["memcached_read_bytes_total"] == "0" || samples["memcached_current_bytes"] == "0" {
+		t.Errorf("byte counters not counting: read %s, current %s",
+			samples["memcached_read_bytes_total"], samples["memcached_current_bytes"])
+	}
+	// Types as the exporter declares them.
+	for _, decl := range []string{
+		"# TYPE memcached_commands_total counter",
+		"# TYPE memcached_current_items gauge",
+		"# TYPE memcached_read_bytes_total counter",
+		"# TYPE memcached_current_connections gauge",
+		"# TYPE memcached_items_evicted_total counter",
+	} {
+		if !strings.Contains(body, decl+"\n") {
+			t.Errorf("/metrics lacks %q", decl)
+		}
+	}
+}
+
+type fakeSource map[string]string
+
+func (f fakeSource) StatsMap() map[string]string { return f }
+
+func TestSetExcludesCas(t *testing.T) {
+	src := fakeSource{"cmd_set": "10", "cas_hits": "2", "cas_misses": "1", "cas_badval": "3", "version": "x", "bytes": "oops"}
+	ts := httptestServer(t, metrics.Handler(src))
+	samples, _ := scrape(t, ts+"/metrics")
+	if got := samples[`memcached_commands_total{command="set",status="hit"}`]; got != "4" {
+		t.Errorf("set hits = %q, want 10-2-1-3 = 4", got)
+	}
+	if _, ok := samples["memcached_current_bytes"]; ok {
+		t.Error("a non-numeric stat was exported")
+	}
+}
+
+// httptestServer serves h on a loopback port for the test's duration.
+func httptestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: h}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { s.Close() })
+	return fmt.Sprintf("http://%s", ln.Addr())
+}
