@@ -115,7 +115,7 @@ func (c *conn) execStats() {
 		}
 		return
 	default:
-		c.replyError(protocol.ErrUnknownCommand)
+		c.execStatsAdmin(sub) // stats cachedump (admin.go), else ERROR
 		return
 	}
 	c.wbuf = append(c.wbuf, protocol.ReplyEnd...)

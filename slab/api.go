@@ -30,7 +30,18 @@ type Config struct {
 	DisableEvictions bool    // answer OutOfMemory instead of evicting (-M)
 	DisableCAS       bool    // report CAS 0 and skip CAS checks (-C)
 	Clock            Clock   // default SystemClock
+
+	// Slab rebalancing and the LRU crawler (-o slab_automove, -o
+	// lru_crawler...). The zero values are memcached's defaults.
+	Automove       int           // -o slab_automove: 0 = default (1); AutomoveDisabled for 0; 1; 2
+	NoLRUCrawler   bool          // -o no_lru_crawler
+	CrawlerSleep   int           // -o lru_crawler_sleep, µs per 1000 items; 0 = default 100
+	CrawlerToCrawl int           // -o lru_crawler_tocrawl, items per class per crawl; 0 = all
+	Maintenance    time.Duration // background tick (automove, scheduled crawls); 0 = 100ms; < 0 = none
 }
+
+// AutomoveDisabled as Config.Automove turns automove off (slab_automove=0).
+const AutomoveDisabled = -1
 
 // Mode selects a storage command's semantics.
 type Mode uint8
@@ -126,6 +137,16 @@ type Stats struct {
 	GetExpired, GetFlushed        uint64
 	OutOfMemory                   uint64
 	SlabsMoved                    uint64
+	SlabGlobalPagePool            uint64 // pages in the global pool
+	SlabReassignRescues           uint64 // items copied off a page being moved
+	SlabReassignEvictionsNomem    uint64 // live items evicted to empty a page
+	SlabReassignInlineReclaim     uint64 // dead items reclaimed while emptying a page
+	SlabReassignBusyItems         uint64 // items skipped (stripe busy) and retried
+	SlabReassignRunning           bool
+	LRUCrawlerRunning             bool
+	LRUCrawlerStarts              uint64
+	CrawlerReclaimed              uint64
+	CrawlerItemsChecked           uint64
 	HashPowerLevel                uint64
 	HashBytes                     uint64
 }
@@ -147,4 +168,9 @@ type ClassStats struct {
 	Expired        uint64 // "reclaimed"
 	OutOfMemory    uint64
 	OldestAge      int64 // seconds since the LRU tail was accessed ("age")
+
+	CrawlerReclaimed    uint64
+	CrawlerItemsChecked uint64
+	ExpiredUnfetched    uint64
+	EvictedUnfetched    uint64
 }

@@ -2,10 +2,22 @@ package slab
 
 import "sync"
 
+// freeMark is stored in the LRU prev field of every free chunk, so the page
+// mover can tell free chunks from items when it scans a page. No handle
+// equals it: page numbers stay below maxPages.
+const freeMark = 0xFFFFFFFF
+
+// poolClass marks a page of the global page pool in pageTable.cls.
+const poolClass = 0xFF
+
 // class is one slab class: chunks of one size carved from pages, a free
 // list and an LRU list, all guarded by mu.
+//
+// walkMu serialises the walkers of the class's LRU (crawler, dumps); a
+// walker takes it before any stripe or class lock.
 type class struct {
 	mu      sync.Mutex
+	walkMu  sync.Mutex
 	id      int // 1-based
 	size    int // chunk size
 	perPage int
@@ -19,6 +31,22 @@ type class struct {
 
 	pages, used, items int
 	bytes              uint64
+
+	// inflight counts chunks handed out by allocItem whose item is not yet
+	// linked into the LRU: the page mover waits for it to drop to 0 so
+	// that no chunk of a page it empties is being written.
+	inflight int
+	// moving is the page being emptied by the mover, 0 = none: its chunks
+	// are not carved, and chunks freed on it do not return to the free list.
+	moving     uint32
+	movingFree int // chunks of the moving page known to be free
+	// cursor is the next item a walker visits (0 = none or done); unlinking
+	// that item advances it, so the walker can drop mu between items.
+	cursor   uint32
+	cursorUp bool // walking tail to head (via prev) rather than head to tail
+
+	crawlerReclaimed, crawlerChecked uint64
+	evictedPrev, oomPrev             uint64 // automove samples
 
 	evicted, evictedNonzero, evictedUnfetched uint64
 	evictedTime                               int64
@@ -69,9 +97,18 @@ func (s *Store) classFor(l layout) *class {
 // page number or 0. A class's first page is granted even past the budget,
 // as memcached does, so that a small -m still stores every size; that is
 // the store's fixed overhead beyond -m (at most one page per class).
+// A page of the global pool (freed by the mover) is taken first, budget or
+// not: it is already counted.
 func (s *Store) newPage(ci int, first bool) uint32 {
 	s.pageMu.Lock()
 	defer s.pageMu.Unlock()
+	if n := len(s.pool); n > 0 {
+		pg := s.pool[n-1]
+		s.pool = s.pool[:n-1]
+		s.poolLen.Store(int64(n - 1))
+		s.setPageClass(pg, uint8(ci))
+		return pg
+	}
 	n := s.npages.Load()
 	if !first && (n+1)*int64(s.pageSize) > s.limit.Load() || n+1 > int64(s.maxPages) {
 		return 0
@@ -103,8 +140,7 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 			return h
 		}
 		if pg := s.newPage(c.id-1, c.pages == 0); pg != 0 {
-			c.cur, c.curN = pg, 0
-			c.pages++
+			s.adoptPage(c, pg)
 			continue
 		}
 		if !s.reclaimTail(c, held, now, fseq) {
@@ -113,12 +149,19 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 	}
 }
 
-// freeChunk puts chunk h on c's free list. c.mu must be held.
+// freeChunk puts chunk h on c's free list. c.mu must be held. A chunk of
+// the page being moved is only marked free.
 func (s *Store) freeChunk(c *class, h uint32) {
-	setLRUNext(s.chunk(h), c.free)
+	b := s.chunk(h)
+	setLRUPrev(b, freeMark)
+	c.used--
+	if h>>s.chunkBits == c.moving {
+		c.movingFree++
+		return
+	}
+	setLRUNext(b, c.free)
 	c.free = h
 	c.nfree++
-	c.used--
 }
 
 // allocItem allocates the chunks for an item of layout l and writes its
@@ -148,6 +191,7 @@ func (s *Store) allocItem(l layout, held int, now uint32, fseq uint64) uint32 {
 			le.PutUint32(b[l.tableOff+4*(i-1):], ch)
 		}
 	}
+	c.inflight++
 	c.mu.Unlock()
 	return h
 }
@@ -164,11 +208,19 @@ func (s *Store) lruLink(c *class, h uint32, b []byte, l layout) {
 	c.head = h
 	c.items++
 	c.bytes += uint64(l.total)
+	c.inflight--
 }
 
 // lruUnlink removes h from c's LRU. c.mu held.
 func (s *Store) lruUnlink(c *class, h uint32, b []byte) {
 	p, n := lruPrev(b), lruNext(b)
+	if c.cursor == h {
+		if c.cursorUp {
+			c.cursor = p
+		} else {
+			c.cursor = n
+		}
+	}
 	if p != 0 {
 		setLRUNext(s.chunk(p), n)
 	} else {
@@ -280,6 +332,7 @@ func (s *Store) reclaimTail(c *class, held int, now uint32, fseq uint64) bool {
 	c.evictedTime = int64(now) - int64(itemAtime(b))
 	s.releaseLocked(c, victim, b)
 	vst.mu.Unlock()
+	s.noteEviction(c)
 	return true
 }
 

@@ -19,7 +19,10 @@ import (
 // which runs under a class lock, only TryLocks the victim's stripe and
 // skips the item when that fails, as memcached does with its item locks.
 // A plain get takes only its stripe lock, plus the class lock when it
-// bumps the item (at most once per 60 s per item).
+// bumps the item (at most once per 60 s per item). LRU walkers (crawler,
+// key dumps) first take the class's walkMu; the page mover (mover.go)
+// works under the class lock and TryLocks stripes like eviction. The full
+// order is walkMu, stripe, class, pageMu.
 type Store struct {
 	cfg       Config
 	clock     Clock
@@ -30,10 +33,17 @@ type Store struct {
 
 	classes []*class
 
-	pt     atomic.Pointer[pageTable]
-	pageMu sync.Mutex
-	npages atomic.Int64
-	limit  atomic.Int64
+	pt      atomic.Pointer[pageTable]
+	pageMu  sync.Mutex
+	npages  atomic.Int64
+	limit   atomic.Int64
+	pool    []uint32     // global page pool (pageMu)
+	poolLen atomic.Int64 // len(pool), for lock-free reads
+
+	mv      mover   // slab rebalancing (mover.go)
+	crawler crawler // LRU crawler (crawler.go)
+	stop    chan struct{}
+	stopped sync.Once
 
 	seed       maphash.Seed
 	stripes    []stripe
@@ -113,10 +123,33 @@ func New(cfg Config) (*Store, error) {
 	s.maxPages = 1<<(32-s.chunkBits) - 1 // page 0 is never used: handle 0 is nil
 	s.pt.Store(&pageTable{pages: [][]byte{nil}, cls: []uint8{0}})
 
+	mode := cfg.Automove
+	switch mode {
+	case 0:
+		mode = AutomoveWindowed
+	case AutomoveDisabled:
+		mode = AutomoveOff
+	}
+	s.mv.init(len(s.classes), defaultWindow, mode)
+	s.crawler.enabled.Store(!cfg.NoLRUCrawler)
+	s.crawler.sleepUS.Store(defaultCrawlUS)
+	if cfg.CrawlerSleep > 0 {
+		s.crawler.sleepUS.Store(int64(cfg.CrawlerSleep))
+	}
+	s.crawler.tocrawl.Store(int64(cfg.CrawlerToCrawl))
+	s.stop = make(chan struct{})
+
 	s.stripes = make([]stripe, numStripes)
 	s.stripeMask = numStripes - 1
 	for i := range s.stripes {
 		s.stripes[i].slots = make([]uint64, initStripeSlots)
+	}
+	if cfg.Maintenance >= 0 {
+		tick := cfg.Maintenance
+		if tick == 0 {
+			tick = defaultTick
+		}
+		s.startMaintenance(tick)
 	}
 	return s, nil
 }
@@ -671,28 +704,33 @@ func (s *Store) Stats() Stats {
 		st.mu.Unlock()
 	}
 	out := Stats{
-		TotalItems:       sc.totalItems,
-		LimitMaxbytes:    uint64(s.limit.Load()),
-		TotalMalloced:    uint64(s.npages.Load()) * uint64(s.pageSize),
-		CasMisses:        sc.casMisses,
-		CasHits:          sc.casHits,
-		CasBadval:        sc.casBadval,
-		TouchHits:        sc.touchHits,
-		TouchMisses:      sc.touchMisses,
-		IncrHits:         sc.incrHits,
-		IncrMisses:       sc.incrMisses,
-		DecrHits:         sc.decrHits,
-		DecrMisses:       sc.decrMisses,
-		DeleteHits:       sc.deleteHits,
-		DeleteMisses:     sc.deleteMisses,
-		GetExpired:       sc.getExpired,
-		GetFlushed:       sc.getFlushed,
-		HashPowerLevel:   uint64(bits.Len(uint(slots)) - 1),
-		HashBytes:        uint64(slots) * 8,
-		Evictions:        0,
-		SlabsMoved:       0,
-		EvictedActive:    0,
-		ExpiredUnfetched: 0,
+		TotalItems:                 sc.totalItems,
+		LimitMaxbytes:              uint64(s.limit.Load()),
+		TotalMalloced:              uint64(s.npages.Load()) * uint64(s.pageSize),
+		CasMisses:                  sc.casMisses,
+		CasHits:                    sc.casHits,
+		CasBadval:                  sc.casBadval,
+		TouchHits:                  sc.touchHits,
+		TouchMisses:                sc.touchMisses,
+		IncrHits:                   sc.incrHits,
+		IncrMisses:                 sc.incrMisses,
+		DecrHits:                   sc.decrHits,
+		DecrMisses:                 sc.decrMisses,
+		DeleteHits:                 sc.deleteHits,
+		DeleteMisses:               sc.deleteMisses,
+		GetExpired:                 sc.getExpired,
+		GetFlushed:                 sc.getFlushed,
+		HashPowerLevel:             uint64(bits.Len(uint(slots)) - 1),
+		HashBytes:                  uint64(slots) * 8,
+		SlabsMoved:                 s.mv.moved.Load(),
+		SlabGlobalPagePool:         uint64(s.poolLen.Load()),
+		SlabReassignRescues:        s.mv.rescues.Load(),
+		SlabReassignEvictionsNomem: s.mv.evictionsNomem.Load(),
+		SlabReassignInlineReclaim:  s.mv.inlineReclaim.Load(),
+		SlabReassignBusyItems:      s.mv.busyItems.Load(),
+		SlabReassignRunning:        s.mv.running.Load(),
+		LRUCrawlerRunning:          s.crawler.running.Load(),
+		LRUCrawlerStarts:           s.crawler.starts.Load(),
 	}
 	for _, c := range s.classes {
 		c.mu.Lock()
@@ -703,6 +741,8 @@ func (s *Store) Stats() Stats {
 		out.ExpiredUnfetched += c.expiredUnfetched
 		out.EvictedUnfetched += c.evictedUnfetched
 		out.OutOfMemory += c.oom
+		out.CrawlerReclaimed += c.crawlerReclaimed
+		out.CrawlerItemsChecked += c.crawlerChecked
 		c.mu.Unlock()
 	}
 	return out
@@ -733,6 +773,11 @@ func (s *Store) Classes() []ClassStats {
 			EvictedTime:    c.evictedTime,
 			Expired:        c.reclaimed,
 			OutOfMemory:    c.oom,
+
+			CrawlerReclaimed:    c.crawlerReclaimed,
+			CrawlerItemsChecked: c.crawlerChecked,
+			ExpiredUnfetched:    c.expiredUnfetched,
+			EvictedUnfetched:    c.evictedUnfetched,
 		}
 		if c.tail != 0 {
 			cs.OldestAge = max(0, int64(now)-int64(itemAtime(s.chunk(c.tail))))

@@ -1,0 +1,583 @@
+package slab
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+	"weak"
+)
+
+// Slab page rebalancing, as memcached's slab mover: a page is taken from
+// one class (or the global page pool), emptied and given to another class
+// (or the pool).
+//
+// Emptying a page: under the source class lock the page stops being carved
+// and its free chunks leave the free list (class.moving makes chunks freed
+// on it later stay off the list). The mover then waits until no chunk
+// handed out by allocItem is still unlinked (class.inflight), so every
+// chunk of the page is either free (freeMark) or a linked item, and then
+// takes each item's stripe with TryLock (the lock order is stripe, then
+// class): a live item is copied to a free chunk of the class when there is
+// one ("rescued"), otherwise evicted; an expired or flushed one is
+// reclaimed. Items whose stripe is busy are retried after dropping the
+// class lock. When every chunk of the page is free, the page changes class
+// in a new page table, published atomically; no handle into it survives.
+
+// Automove modes (slabs automove, -o slab_automove).
+const (
+	AutomoveOff        = 0 // pages move only on "slabs reassign"
+	AutomoveWindowed   = 1 // memcached's default: windowed age/eviction balancing
+	AutomoveAggressive = 2 // move a page to a class on each of its evictions
+)
+
+// ReassignResult is the outcome of Reassign, named after memcached's
+// replies to "slabs reassign".
+type ReassignResult uint8
+
+// Reassign results.
+const (
+	ReassignOK       ReassignResult = iota // OK
+	ReassignRunning                        // BUSY currently processing reassign request
+	ReassignBadClass                       // BADCLASS invalid src or dst class id
+	ReassignNoSpare                        // NOSPARE source class has no spare pages
+	ReassignSame                           // SAME src and dst class are identical
+)
+
+// memcached's slab_automove.c thresholds.
+const (
+	minPagesFree      = 1.5 // free chunks beyond this many pages: excess
+	minPagesReclaim   = 2.5 // ... and beyond this many: give a page to the pool
+	minPagesForSource = 2   // a source class keeps more pages than this
+	defaultWindow     = 30
+	defaultAgeRatio   = 0.8
+	defaultTick       = 100 * time.Millisecond
+)
+
+type amSample struct {
+	evicted, excessFree bool
+	age                 int64
+}
+
+// mover is the slab rebalancing state.
+type mover struct {
+	running   atomic.Bool  // a page move is in progress (reassign or automove)
+	mode      atomic.Int32 // Automove*
+	ageRatio  atomic.Uint64
+	evictKick chan int // mode 2: class ids that just evicted
+
+	moved, rescues, evictionsNomem, inlineReclaim, busyItems atomic.Uint64
+
+	// automove samples, used by the maintenance goroutine only
+	window  [][]amSample // per class, a ring of window samples
+	samples int
+}
+
+func (m *mover) init(nclasses, window int, mode int) {
+	m.mode.Store(int32(mode))
+	m.setAgeRatio(defaultAgeRatio)
+	m.evictKick = make(chan int, 1)
+	m.window = make([][]amSample, nclasses)
+	for i := range m.window {
+		m.window[i] = make([]amSample, window)
+	}
+}
+
+func (m *mover) setAgeRatio(r float64) { m.ageRatio.Store(uint64(r * 1e6)) }
+
+// SetAutomove sets the automove mode (0, 1 or 2).
+func (s *Store) SetAutomove(mode int) { s.mv.mode.Store(int32(mode)) }
+
+// Automove returns the automove mode.
+func (s *Store) Automove() int { return int(s.mv.mode.Load()) }
+
+// SetAutomoveRatio sets slab_automove_ratio: a page moves from the oldest
+// class to the youngest evicting one when young age < old age * ratio.
+func (s *Store) SetAutomoveRatio(r float64) { s.mv.setAgeRatio(r) }
+
+// NumClasses returns the number of slab classes (memcached's
+// power_largest).
+func (s *Store) NumClasses() int { return len(s.classes) }
+
+// Reassign starts moving one page from class src to class dst, as
+// memcached's "slabs reassign": class 0 is the global page pool and src -1
+// picks a source. The move runs in the background; ReassignRunning is
+// returned while one is in progress.
+func (s *Store) Reassign(src, dst int) ReassignResult {
+	if s.mv.running.Load() {
+		return ReassignRunning
+	}
+	if src == dst {
+		return ReassignSame
+	}
+	if src == -1 {
+		src = s.pickSource(dst)
+	}
+	n := len(s.classes)
+	if src < 0 || src > n || dst < 0 || dst > n {
+		return ReassignBadClass
+	}
+	if s.classPages(src) < 2 {
+		return ReassignNoSpare
+	}
+	if !s.mv.running.CompareAndSwap(false, true) {
+		return ReassignRunning
+	}
+	go func() {
+		s.movePage(src, dst)
+		s.mv.running.Store(false)
+	}()
+	return ReassignOK
+}
+
+// classPages returns class id's page count; id 0 is the global pool.
+func (s *Store) classPages(id int) int {
+	if id == 0 {
+		return int(s.poolLen.Load())
+	}
+	c := s.classes[id-1]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pages
+}
+
+// pickSource chooses a class to give a page to dst: the one with the
+// oldest LRU tail among those with more than one page; -1 if none.
+func (s *Store) pickSource(dst int) int {
+	now, _ := s.now()
+	best, bestAge := -1, int64(-1)
+	for _, c := range s.classes {
+		if c.id == dst {
+			continue
+		}
+		c.mu.Lock()
+		if c.pages > 1 {
+			age := int64(0)
+			if c.tail != 0 {
+				age = int64(now) - int64(itemAtime(s.chunk(c.tail)))
+			}
+			if age > bestAge {
+				best, bestAge = c.id, age
+			}
+		}
+		c.mu.Unlock()
+	}
+	return best
+}
+
+// movePage moves one page from class src to class dst (0 = the pool) and
+// reports whether it did. It may wait for busy items.
+func (s *Store) movePage(src, dst int) bool {
+	var pg uint32
+	if src == 0 {
+		s.pageMu.Lock()
+		if n := len(s.pool); n > 0 {
+			pg = s.pool[n-1]
+			s.pool = s.pool[:n-1]
+			s.poolLen.Store(int64(n - 1))
+		}
+		s.pageMu.Unlock()
+	} else {
+		pg = s.emptyPage(s.classes[src-1])
+	}
+	if pg == 0 {
+		return false
+	}
+	s.givePage(pg, dst)
+	s.mv.moved.Add(1)
+	return true
+}
+
+// givePage hands the empty page pg to class dst, or to the pool (dst 0).
+func (s *Store) givePage(pg uint32, dst int) {
+	s.pageMu.Lock()
+	if dst == 0 {
+		s.setPageClass(pg, poolClass)
+		s.pool = append(s.pool, pg)
+		s.poolLen.Store(int64(len(s.pool)))
+		s.pageMu.Unlock()
+		return
+	}
+	s.setPageClass(pg, uint8(dst-1))
+	s.pageMu.Unlock()
+	c := s.classes[dst-1]
+	c.mu.Lock()
+	s.adoptPage(c, pg)
+	c.mu.Unlock()
+}
+
+// setPageClass publishes a page table in which pg belongs to class index
+// ci. pageMu held. The class slice is copied: readers of older tables keep
+// seeing the old class, and none of them holds a handle into pg.
+func (s *Store) setPageClass(pg uint32, ci uint8) {
+	old := s.pt.Load()
+	cls := make([]uint8, len(old.cls))
+	copy(cls, old.cls)
+	cls[pg] = ci
+	s.pt.Store(&pageTable{pages: old.pages, cls: cls})
+}
+
+// adoptPage adds the empty page pg (already c's in the page table) to c:
+// it becomes the page being carved, or its chunks join the free list. c.mu
+// held.
+func (s *Store) adoptPage(c *class, pg uint32) {
+	c.pages++
+	if c.cur == 0 || c.curN >= c.perPage {
+		c.cur, c.curN = pg, 0
+		return
+	}
+	for i := c.perPage - 1; i >= 0; i-- {
+		h := pg<<s.chunkBits | uint32(i)
+		b := s.chunk(h)
+		setLRUPrev(b, freeMark)
+		setLRUNext(b, c.free)
+		c.free = h
+		c.nfree++
+	}
+}
+
+// pickPage chooses the page of c to empty: the lowest-numbered (oldest)
+// page that is not being carved, else the one being carved. c.mu held.
+func (s *Store) pickPage(c *class) uint32 {
+	pt := s.pt.Load()
+	ci := uint8(c.id - 1)
+	var cur uint32
+	for pg := 1; pg < len(pt.cls); pg++ {
+		if pt.cls[pg] != ci {
+			continue
+		}
+		if uint32(pg) == c.cur {
+			cur = c.cur
+			continue
+		}
+		return uint32(pg)
+	}
+	return cur
+}
+
+// emptyPage takes one page out of c, evicting or rescuing its items, and
+// returns it (0 when c has fewer than two pages).
+func (s *Store) emptyPage(c *class) uint32 {
+	c.mu.Lock()
+	if c.pages < 2 || c.moving != 0 {
+		c.mu.Unlock()
+		return 0
+	}
+	pg := s.pickPage(c)
+	if pg == 0 {
+		c.mu.Unlock()
+		return 0
+	}
+	limit := c.perPage
+	if pg == c.cur {
+		limit = c.curN
+		c.cur, c.curN = 0, 0
+	}
+	c.moving = pg
+	c.movingFree = 0
+	var prev uint32
+	for h := c.free; h != 0; {
+		next := lruNext(s.chunk(h))
+		if h>>s.chunkBits == pg {
+			if prev == 0 {
+				c.free = next
+			} else {
+				setLRUNext(s.chunk(prev), next)
+			}
+			c.nfree--
+			c.movingFree++
+		} else {
+			prev = h
+		}
+		h = next
+	}
+	c.mu.Unlock()
+
+	settled := false // no chunk of pg is allocated but unlinked
+	last := c == s.classes[len(s.classes)-1]
+	for pass := 0; ; pass++ {
+		c.mu.Lock()
+		if !settled && c.inflight == 0 {
+			settled = true
+		}
+		if settled {
+			if c.movingFree < limit {
+				if last {
+					s.clearLastPage(c, pg)
+				} else {
+					s.clearPage(c, pg, limit)
+				}
+			}
+			if c.movingFree >= limit {
+				c.moving, c.movingFree = 0, 0
+				c.pages--
+				c.mu.Unlock()
+				return pg
+			}
+		}
+		c.mu.Unlock()
+		backoff(pass)
+	}
+}
+
+func backoff(pass int) {
+	if pass < 10 {
+		runtime.Gosched()
+		return
+	}
+	time.Sleep(time.Duration(min(pass, 1000)) * time.Microsecond)
+}
+
+// clearPage frees the items on page pg of c (a class of single-chunk
+// items), up to a batch; busy ones stay for the next pass. c.mu held.
+func (s *Store) clearPage(c *class, pg uint32, limit int) {
+	now, fseq := s.now()
+	const batch = 512
+	done := 0
+	for i := 0; i < limit && done < batch; i++ {
+		h := pg<<s.chunkBits | uint32(i)
+		b := s.chunk(h)
+		if lruPrev(b) == freeMark {
+			continue
+		}
+		done++
+		hv := s.hash(itemKey(b))
+		st := &s.stripes[hv&s.stripeMask]
+		if !st.mu.TryLock() {
+			s.mv.busyItems.Add(1)
+			continue
+		}
+		pos := st.posOf(uint32(hv>>32), h)
+		if pos < 0 { // cannot happen: a linked item is indexed under its stripe lock
+			st.mu.Unlock()
+			continue
+		}
+		switch {
+		case dead(b, now, fseq) != alive:
+			st.removeAt(pos)
+			c.reclaimed++
+			s.mv.inlineReclaim.Add(1)
+			s.releaseLocked(c, h, b)
+		case s.rescue(c, st, pos, h, b):
+			s.mv.rescues.Add(1)
+		default:
+			st.removeAt(pos)
+			s.mv.evictionsNomem.Add(1)
+			s.releaseLocked(c, h, b)
+		}
+		st.mu.Unlock()
+	}
+}
+
+// rescue copies the item h to a free chunk of c off the moving page and
+// puts the copy in its place in the LRU and the index. c.mu and the item's
+// stripe lock held.
+func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
+	var nh uint32
+	switch {
+	case c.free != 0:
+		nh = c.free
+		c.free = lruNext(s.chunk(nh))
+		c.nfree--
+	case c.cur != 0 && c.curN < c.perPage:
+		nh = c.cur<<s.chunkBits | uint32(c.curN)
+		c.curN++
+	default:
+		return false
+	}
+	c.used++
+	nb := s.chunk(nh)
+	copy(nb, b)
+	p, n := lruPrev(b), lruNext(b)
+	if p != 0 {
+		setLRUNext(s.chunk(p), nh)
+	} else {
+		c.head = nh
+	}
+	if n != 0 {
+		setLRUPrev(s.chunk(n), nh)
+	} else {
+		c.tail = nh
+	}
+	if c.cursor == h {
+		c.cursor = nh
+	}
+	st.slots[pos] = st.slots[pos]&^0xFFFFFFFF | uint64(nh)
+	s.freeChunk(c, h)
+	return true
+}
+
+// clearLastPage frees the item owning the page pg of the last class (one
+// chunk per page: an item's head or one of its continuation chunks).
+// c.mu held.
+func (s *Store) clearLastPage(c *class, pg uint32) {
+	now, fseq := s.now()
+	for h := c.tail; h != 0; {
+		b := s.chunk(h)
+		prev := lruPrev(b)
+		hv := s.hash(itemKey(b))
+		st := &s.stripes[hv&s.stripeMask]
+		if !st.mu.TryLock() {
+			s.mv.busyItems.Add(1)
+			h = prev
+			continue
+		}
+		l := readLayout(b, s.pageSize)
+		owns := h>>s.chunkBits == pg
+		for i := 1; i < l.nchunks && !owns; i++ {
+			owns = chainHandle(b, l, i)>>s.chunkBits == pg
+		}
+		if owns {
+			if pos := st.posOf(uint32(hv>>32), h); pos >= 0 {
+				st.removeAt(pos)
+				if dead(b, now, fseq) != alive {
+					c.reclaimed++
+					s.mv.inlineReclaim.Add(1)
+				} else {
+					s.mv.evictionsNomem.Add(1)
+				}
+				s.releaseLocked(c, h, b)
+			}
+			st.mu.Unlock()
+			return
+		}
+		st.mu.Unlock()
+		h = prev
+	}
+}
+
+// startMaintenance starts the background goroutine that runs automove and
+// the LRU crawler's scheduled crawls. It holds the store only weakly, so
+// an abandoned store is collected and the goroutine ends; Close ends it
+// at once.
+func (s *Store) startMaintenance(tick time.Duration) {
+	wp := weak.Make(s)
+	stop, kick := s.stop, s.mv.evictKick
+	go func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			dst := -1
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			case dst = <-kick:
+			}
+			s := wp.Value()
+			if s == nil {
+				return
+			}
+			if dst > 0 {
+				s.automoveAggressive(dst)
+			} else {
+				s.maintain()
+			}
+		}
+	}()
+}
+
+// Close stops the store's background goroutines. The store stays usable.
+func (s *Store) Close() {
+	s.stopped.Do(func() { close(s.stop) })
+}
+
+// maintain is one tick of the background goroutine.
+func (s *Store) maintain() {
+	if s.mv.mode.Load() == AutomoveWindowed {
+		if src, dst := s.automoveDecide(); src >= 0 && s.mv.running.CompareAndSwap(false, true) {
+			s.movePage(src, dst)
+			s.mv.running.Store(false)
+		}
+	}
+	s.crawlerTick()
+}
+
+// noteEviction is called (c.mu held) when c evicts an item.
+func (s *Store) noteEviction(c *class) {
+	if s.mv.mode.Load() == AutomoveAggressive {
+		select {
+		case s.mv.evictKick <- c.id:
+		default:
+		}
+	}
+}
+
+// automoveAggressive (mode 2) moves a page to the evicting class dst.
+func (s *Store) automoveAggressive(dst int) {
+	if s.mv.mode.Load() != AutomoveAggressive || !s.mv.running.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.mv.running.Store(false)
+	if s.poolLen.Load() > 0 {
+		s.movePage(0, dst)
+		return
+	}
+	if src := s.pickSource(dst); src > 0 {
+		s.movePage(src, dst)
+	}
+}
+
+// automoveDecide takes one sample of every class and returns the move
+// memcached's slab_automove_run would make: (src, dst), or (-1, -1).
+func (s *Store) automoveDecide() (int, int) {
+	m := &s.mv
+	now, _ := s.now()
+	wsize := len(m.window[0])
+	slot := m.samples % wsize
+	src, dst := -1, -1
+	oldest, youngest := -1, -1
+	var oldestAge int64
+	youngestAge := int64(1<<62 - 1)
+	youngestEvicting := false
+	for i, c := range s.classes {
+		c.mu.Lock()
+		ev := c.evicted + c.oom
+		smp := amSample{evicted: ev != c.evictedPrev}
+		c.evictedPrev = ev
+		free := c.pages*c.perPage - c.used
+		smp.excessFree = float64(free) > float64(c.perPage)*minPagesFree
+		if c.tail != 0 {
+			smp.age = max(0, int64(now)-int64(itemAtime(s.chunk(c.tail))))
+		}
+		pages := c.pages
+		c.mu.Unlock()
+		w := m.window[i]
+		w[slot] = smp
+		var nev, nfree int
+		var ageSum int64
+		for _, x := range w {
+			if x.evicted {
+				nev++
+			}
+			if x.excessFree {
+				nfree++
+			}
+			ageSum += x.age
+		}
+		age := ageSum / int64(wsize)
+		if float64(free) > float64(c.perPage)*minPagesReclaim && nfree >= wsize && pages > 1 {
+			src, dst = c.id, 0
+			break
+		}
+		if age > oldestAge && pages > minPagesForSource {
+			oldest, oldestAge = c.id, age
+		}
+		if age < youngestAge && nev > wsize/2 {
+			youngest, youngestAge = c.id, age
+			youngestEvicting = smp.evicted
+		}
+	}
+	m.samples++
+	if src >= 0 {
+		return src, dst
+	}
+	ratio := float64(m.ageRatio.Load()) / 1e6
+	if m.samples >= wsize && youngest > 0 && oldest > 0 && youngest != oldest && youngestEvicting &&
+		float64(youngestAge) < float64(oldestAge)*ratio {
+		if s.poolLen.Load() > 0 {
+			return 0, youngest
+		}
+		return oldest, youngest
+	}
+	return -1, -1
+}
