@@ -46,6 +46,9 @@ func (s *Server) pickProtocol(first byte) wireProtocol {
 	if s.cfg.SASL { // memcached binds binary with -S: text is refused (binary.go)
 		return protoBinary
 	}
+	if s.cfg.AuthFile != "" { // and text with -Y (asciiauth.go)
+		return protoText
+	}
 	switch s.cfg.Protocol {
 	case "ascii":
 		return protoText
@@ -79,6 +82,7 @@ type conn struct {
 	stats    connStats
 	shutdown atomic.Bool // set by wake: finish in-flight replies and close
 	bin      binConn     // binary request and SASL state (binary.go)
+	auth     asciiAuth   // -Y authentication state (asciiauth.go)
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {

@@ -59,6 +59,10 @@ type Server struct {
 	done     chan struct{} // closed by Shutdown or the shutdown command
 	doneOnce sync.Once
 	wg       sync.WaitGroup // accept loops and connections
+
+	tls  tlsState  // -Z certificates (tls.go)
+	udp  udpState  // -U sockets (udp.go)
+	auth authState // -Y credentials (asciiauth.go)
 }
 
 // New validates cfg and builds the store. It opens no sockets.
@@ -103,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 		s.bigBufs.limit = defaultReadBufMemLimit
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
+	if err := s.initSecurity(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -119,14 +126,14 @@ func (s *Server) Listen() error {
 		return s.listenUnix()
 	}
 	if s.cfg.Port == 0 && len(s.cfg.Listen) == 0 {
-		return nil
+		return s.listenUDP()
 	}
 	hosts := s.cfg.Listen
 	if len(hosts) == 0 {
 		hosts = []string{""}
 	}
-	for _, h := range hosts {
-		h = strings.TrimPrefix(h, "notls:")
+	for _, spec := range hosts {
+		h := strings.TrimPrefix(spec, "notls:")
 		addr := h
 		if _, _, err := net.SplitHostPort(h); err != nil {
 			addr = net.JoinHostPort(h, strconv.Itoa(s.cfg.Port))
@@ -137,7 +144,11 @@ func (s *Server) Listen() error {
 			s.closeListeners()
 			return fmt.Errorf("failed to listen on TCP port %s: %w", addr, err)
 		}
-		s.addListener(l)
+		s.addListener(s.wrapTLS(l, spec))
+	}
+	if err := s.listenUDP(); err != nil {
+		s.closeListeners()
+		return err
 	}
 	return nil
 }
@@ -195,15 +206,25 @@ func (s *Server) Addrs() []net.Addr {
 // shutdown command) and then returns ErrServerClosed.
 func (s *Server) Serve() error {
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	// Held while the loops start, so their wg.Add never meets a zero
+	// counter that a concurrent Shutdown is already waiting on.
+	s.wg.Add(1)
 	ls := append([]net.Listener(nil), s.listeners...)
 	s.mu.Unlock()
-	if len(ls) == 0 {
+	if len(ls) == 0 && len(s.udp.pcs) == 0 {
+		s.wg.Done()
 		return errors.New("gocached: no listeners: call Listen first")
 	}
 	for _, l := range ls {
 		s.wg.Add(1)
 		go s.acceptLoop(l)
 	}
+	s.serveUDP()
+	s.wg.Done()
 	<-s.done
 	return ErrServerClosed
 }
@@ -329,6 +350,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cfg.UnixSocket != "" {
 		_ = os.Remove(s.cfg.UnixSocket)
 	}
+	s.store.Close() // the page mover and crawler
 	return nil
 }
 

@@ -274,7 +274,7 @@ func (s *Server) appendSettings(b []byte) []byte {
 	}
 	str("binding_protocol", proto)
 	str("auth_enabled_sasl", yesNo(cfg.SASL))
-	str("auth_enabled_ascii", yesNo(cfg.AuthFile != ""))
+	str("auth_enabled_ascii", orNull(cfg.AuthFile, "no")) // memcached shows the file
 	u("item_size_max", uint64(sc.MaxItemSize))
 	str("maxconns_fast", yesNo(cfg.MaxConnsFast))
 	u("hashpower_init", 0)
@@ -318,14 +318,14 @@ func (s *Server) appendSettings(b []byte) []byte {
 	str("ssl_enabled", yesNo(cfg.TLS))
 	str("ssl_chain_cert", orNull(cfg.Extended["ssl_chain_cert"], "(null)"))
 	str("ssl_key", orNull(cfg.Extended["ssl_key"], "(null)"))
-	str("ssl_verify_mode", orNull(cfg.Extended["ssl_verify_mode"], "0"))
+	str("ssl_verify_mode", sslVerifyModeSetting(cfg.Extended))
 	u("ssl_keyformat", 1)
 	str("ssl_ciphers", orNull(cfg.Extended["ssl_ciphers"], "NULL"))
 	str("ssl_ca_cert", orNull(cfg.Extended["ssl_ca_cert"], "NULL"))
 	u("ssl_wbuf_size", 16384)
-	str("ssl_session_cache", yesNo(cfg.Extended["ssl_session_cache"] != ""))
+	str("ssl_session_cache", sslSessionCacheSetting(cfg.Extended))
 	str("ssl_kernel_tls", "no")
-	str("ssl_min_version", orNull(cfg.Extended["ssl_min_version"], "tlsv1.2"))
+	str("ssl_min_version", sslMinVersionSetting(cfg.Extended))
 	str("num_napi_ids", "(null)")
 	str("memory_file", "(null)")
 	return b

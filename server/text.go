@@ -14,6 +14,9 @@ import (
 // returns false when buf holds no complete request, with need the total size
 // the request will take (0 if unknown yet).
 func (c *conn) execText(buf []byte) (need int, complete bool) {
+	if !c.auth.ok && c.srv.cfg.AuthFile != "" {
+		return c.execASCIIAuth(buf)
+	}
 	r := &c.req
 	n, err := protocol.ParseLine(buf, r, maxGetLine)
 	switch {
@@ -66,6 +69,8 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 		c.wbuf = append(c.wbuf, protocol.ReplyMetaNoop...)
 	case protocol.CmdMetaGet, protocol.CmdMetaDelete, protocol.CmdMetaArith, protocol.CmdMetaDebug:
 		c.execMeta()
+	case protocol.CmdRefreshCerts:
+		c.execRefreshCerts()
 	default:
 		c.execAdmin()
 	}

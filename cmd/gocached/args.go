@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/slab"
 )
 
 // compatVersion is the memcached release whose command line, defaults and
@@ -302,6 +303,20 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 			case "idle_timeout":
 				n, _ := strconv.ParseInt(it.value, 10, 64)
 				cfg.IdleTimeout = time.Duration(n) * time.Second
+			case "slab_automove":
+				n, _ := strconv.Atoi(it.value)
+				cfg.Store.Automove = n
+				if n == 0 {
+					cfg.Store.Automove = slab.AutomoveDisabled
+				}
+			case "no_lru_crawler":
+				cfg.Store.NoLRUCrawler = true
+			case "lru_crawler":
+				cfg.Store.NoLRUCrawler = false
+			case "lru_crawler_sleep":
+				cfg.Store.CrawlerSleep, _ = strconv.Atoi(it.value)
+			case "lru_crawler_tocrawl":
+				cfg.Store.CrawlerToCrawl, _ = strconv.Atoi(it.value)
 			case "read_buf_mem_limit":
 				n, _ := strconv.ParseInt(it.value, 10, 64)
 				cfg.ReadBufMemLimit = n << 20

@@ -286,12 +286,15 @@ func TestExtended(t *testing.T) {
 	if o.cfg.MaxConnsFast {
 		t.Error("no_maxconns_fast did not clear MaxConnsFast")
 	}
-	for _, ni := range []string{"-o hashpower=20", "-o no_lru_crawler", "-o ext_path=/mnt/ext:1G", "-o ssl_ciphers=HIGH:!aNULL"} {
+	if !o.cfg.Store.NoLRUCrawler {
+		t.Error("no_lru_crawler did not set Store.NoLRUCrawler")
+	}
+	for _, ni := range []string{"-o hashpower=20", "-o ext_path=/mnt/ext:1G", "-o ssl_ciphers=HIGH:!aNULL"} {
 		if !hasNI(o, ni) {
 			t.Errorf("%q not reported as not implemented: %q", ni, o.notImplemented)
 		}
 	}
-	for _, impl := range []string{"-o idle_timeout=30", "-o no_maxconns_fast"} {
+	for _, impl := range []string{"-o idle_timeout=30", "-o no_maxconns_fast", "-o no_lru_crawler"} {
 		if hasNI(o, impl) {
 			t.Errorf("%q reported as not implemented", impl)
 		}

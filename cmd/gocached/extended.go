@@ -21,12 +21,18 @@ type subopt struct {
 // implementedSubopts are the suboptions gocached acts on. Every other
 // accepted suboption is logged as "accepted, not implemented".
 var implementedSubopts = map[string]bool{
-	"idle_timeout":       true, // Config.IdleTimeout
-	"maxconns_fast":      true, // Config.MaxConnsFast
-	"no_maxconns_fast":   true,
-	"modern":             true, // "currently: nothing" in memcached too
-	"read_buf_mem_limit": true, // Config.ReadBufMemLimit
-	"metrics_listen":     true, // gocached's own: Prometheus /metrics (metrics.go)
+	"idle_timeout":        true, // Config.IdleTimeout
+	"maxconns_fast":       true, // Config.MaxConnsFast
+	"no_maxconns_fast":    true,
+	"modern":              true, // "currently: nothing" in memcached too
+	"read_buf_mem_limit":  true, // Config.ReadBufMemLimit
+	"slab_automove":       true, // Store.Automove
+	"no_lru_crawler":      true, // Store.NoLRUCrawler
+	"lru_crawler":         true,
+	"lru_crawler_sleep":   true, // Store.CrawlerSleep
+	"lru_crawler_tocrawl": true, // Store.CrawlerToCrawl
+	"slab_reassign":       true, // always on: pages move between classes
+	"metrics_listen":      true, // gocached's own: Prometheus /metrics (metrics.go)
 }
 
 func missingArg(name string) string { return "Missing " + name + " argument" }

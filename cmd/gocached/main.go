@@ -63,6 +63,31 @@ type daemon interface {
 	Shutdown(ctx context.Context) error
 }
 
+// reloader is the part of *server.Server that SIGHUP drives.
+type reloader interface {
+	ReloadAuthFile() error
+	ReloadCerts() error
+}
+
+// reloadOnHangup re-reads the -Y auth file (as memcached does on SIGHUP)
+// and the TLS certificates (memcached only has refresh_certs for those)
+// each time the daemon gets SIGHUP; a failed reload keeps the old state.
+func reloadOnHangup(hup <-chan os.Signal, r reloader, cfg server.Config, logger *zap.Logger) {
+	for range hup {
+		if cfg.AuthFile != "" {
+			if err := r.ReloadAuthFile(); err != nil {
+				logger.Error("reloading auth file", zap.Error(err))
+			}
+		}
+		if cfg.TLS {
+			if err := r.ReloadCerts(); err != nil {
+				logger.Error("reloading certificates", zap.Error(err))
+			}
+		}
+		logger.Info("SIGHUP handled")
+	}
+}
+
 // newServer builds the server; a variable so tests need no real server.
 var newServer = func(cfg server.Config) (daemon, error) { return server.New(cfg) }
 
@@ -194,6 +219,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigc)
+	if r, ok := srv.(reloader); ok {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go reloadOnHangup(hup, r, opts.cfg, logger)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	if ready != nil {

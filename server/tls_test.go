@@ -1,0 +1,295 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/gocached/gocached/internal/testutil"
+	"github.com/gocached/gocached/server"
+)
+
+// tlsConfig returns the -Z configuration using pki's server certificate,
+// with the extra -o options given.
+func tlsConfig(pki *testutil.TestPKI, extra map[string]string) func(*server.Config) {
+	return func(c *server.Config) {
+		c.TLS = true
+		c.Listen = []string{"127.0.0.1:0", "notls:127.0.0.1:0"}
+		c.Extended["ssl_chain_cert"] = pki.CertFile
+		c.Extended["ssl_key"] = pki.KeyFile
+		for k, v := range extra {
+			c.Extended[k] = v
+		}
+	}
+}
+
+// textRoundTrip writes req on c and reads until the reply ends with end.
+func textRoundTrip(t testing.TB, c net.Conn, req, end string) string {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatalf("write %q: %v", req, err)
+	}
+	r := bufio.NewReader(c)
+	var out strings.Builder
+	for !strings.HasSuffix(out.String(), end) {
+		line, err := r.ReadString('\n')
+		out.WriteString(line)
+		if err != nil {
+			t.Fatalf("reply to %q: %q, %v", req, out.String(), err)
+		}
+	}
+	return out.String()
+}
+
+func TestTLSAndPlainListeners(t *testing.T) {
+	pki := testutil.NewTestPKI(t)
+	s := testutil.StartGocachedServer(t, tlsConfig(pki, nil))
+	addrs := s.Addrs()
+	if len(addrs) != 2 {
+		t.Fatalf("listeners %v, want a TLS and a plain one", addrs)
+	}
+	tlsAddr, plainAddr := addrs[0].String(), addrs[1].String()
+
+	tc, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("TLS dial: %v", err)
+	}
+	defer tc.Close()
+	if got := textRoundTrip(t, tc, "set k 5 0 5\r\nhello\r\n", "\r\n"); got != "STORED\r\n" {
+		t.Fatalf("set over TLS: %q", got)
+	}
+	pc, err := net.Dial("tcp", plainAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if got := textRoundTrip(t, pc, "get k\r\n", "END\r\n"); got != "VALUE k 5 5\r\nhello\r\nEND\r\n" {
+		t.Fatalf("get over the notls listener: %q", got)
+	}
+	// A big value crosses several TLS records.
+	big := strings.Repeat("v", 300<<10)
+	if got := textRoundTrip(t, tc, "set big 0 0 307200\r\n"+big+"\r\nget big\r\n", "END\r\n"); got != "STORED\r\nVALUE big 0 307200\r\n"+big+"\r\nEND\r\n" {
+		t.Fatalf("big value over TLS: %d bytes", len(got))
+	}
+
+	// A plain client on the TLS port gets no memcached reply.
+	raw, err := net.Dial("tcp", tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.WriteString(raw, "version\r\n")
+	b, _ := io.ReadAll(raw)
+	if strings.Contains(string(b), "VERSION") {
+		t.Errorf("plain text answered on the TLS listener: %q", b)
+	}
+}
+
+// TestTLSGomemcache uses gomemcache's TLS dial, as deployed clients do.
+func TestTLSGomemcache(t *testing.T) {
+	pki := testutil.NewTestPKI(t)
+	s := testutil.StartGocachedServer(t, tlsConfig(pki, nil))
+	mc := memcache.New(s.Addrs()[0].String())
+	mc.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := tls.Dialer{Config: &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1"}}
+		return d.DialContext(ctx, network, addr)
+	}
+	if err := mc.Set(&memcache.Item{Key: "g", Value: []byte("over tls"), Flags: 7}); err != nil {
+		t.Fatal(err)
+	}
+	it, err := mc.Get("g")
+	if err != nil || string(it.Value) != "over tls" || it.Flags != 7 {
+		t.Fatalf("Get: %+v, %v", it, err)
+	}
+}
+
+func TestTLSClientCertificates(t *testing.T) {
+	pki := testutil.NewTestPKI(t)
+	s := testutil.StartGocachedServer(t, tlsConfig(pki, map[string]string{
+		"ssl_verify_mode": "2", "ssl_ca_cert": pki.CAFile, "ssl_min_version": "3",
+	}))
+	addr := s.Addrs()[0].String()
+	base := &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1"}
+
+	withCert := base.Clone()
+	withCert.Certificates = []tls.Certificate{pki.ClientCert}
+	c, err := tls.Dial("tcp", addr, withCert)
+	if err != nil {
+		t.Fatalf("dial with a client certificate: %v", err)
+	}
+	defer c.Close()
+	if got := textRoundTrip(t, c, "version\r\n", "\r\n"); got != "VERSION "+server.Version+"\r\n" {
+		t.Fatalf("version with a client certificate: %q", got)
+	}
+	if c.ConnectionState().Version != tls.VersionTLS13 {
+		t.Errorf("TLS version %x, want 1.3", c.ConnectionState().Version)
+	}
+
+	// Without a certificate the handshake fails; with TLS 1.3 the client
+	// may learn it only at its first read.
+	nc, err := tls.Dial("tcp", addr, base)
+	if err == nil {
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(3 * time.Second))
+		_, _ = io.WriteString(nc, "version\r\n")
+		_, err = bufio.NewReader(nc).ReadString('\n')
+	}
+	if err == nil {
+		t.Fatal("a client without a certificate was served with ssl_verify_mode=2")
+	}
+
+	// A certificate from another CA is refused too.
+	other := testutil.NewTestPKI(t)
+	foreign := base.Clone()
+	foreign.Certificates = []tls.Certificate{other.ClientCert}
+	fc, err := tls.Dial("tcp", addr, foreign)
+	if err == nil {
+		defer fc.Close()
+		_ = fc.SetDeadline(time.Now().Add(3 * time.Second))
+		_, _ = io.WriteString(fc, "version\r\n")
+		_, err = bufio.NewReader(fc).ReadString('\n')
+	}
+	if err == nil {
+		t.Fatal("a client certificate of an unknown CA was accepted")
+	}
+
+	// TLS 1.2 is below ssl_min_version=3.
+	old := withCert.Clone()
+	old.MaxVersion = tls.VersionTLS12
+	if oc, err := tls.Dial("tcp", addr, old); err == nil {
+		oc.Close()
+		t.Error("TLS 1.2 accepted with ssl_min_version=3")
+	}
+}
+
+// TestTLSRefreshCerts covers refresh_certs and ReloadCerts (SIGHUP): a new
+// certificate serves later handshakes; a broken file keeps the old one.
+func TestTLSRefreshCerts(t *testing.T) {
+	pki := testutil.NewTestPKI(t)
+	s := testutil.StartGocachedServer(t, tlsConfig(pki, nil))
+	tlsAddr, plainAddr := s.Addrs()[0].String(), s.Addrs()[1].String()
+	peerCN := func() string {
+		c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatalf("TLS dial: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	pc, err := net.Dial("tcp", plainAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if got := textRoundTrip(t, pc, "refresh_certs\r\n", "\r\n"); got != "OK\r\n" {
+		t.Fatalf("refresh_certs: %q", got)
+	}
+	if got := textRoundTrip(t, pc, "refresh_certs noreply\r\nversion\r\n", "\r\n"); !strings.HasPrefix(got, "VERSION") {
+		t.Fatalf("refresh_certs noreply: %q", got)
+	}
+	if cn := peerCN(); cn != "server" {
+		t.Fatalf("CN %q", cn)
+	}
+
+	certPEM, keyPEM := pki.Issue(t, "renewed", x509.ExtKeyUsageServerAuth)
+	pki.Write(t, "server.pem", certPEM)
+	pki.Write(t, "server.key", keyPEM)
+	if got := textRoundTrip(t, pc, "refresh_certs\r\n", "\r\n"); got != "OK\r\n" {
+		t.Fatalf("refresh_certs after renewal: %q", got)
+	}
+	if cn := peerCN(); cn != "renewed" {
+		t.Fatalf("CN after refresh_certs %q, want renewed", cn)
+	}
+
+	if err := os.Remove(pki.CertFile); err != nil {
+		t.Fatal(err)
+	}
+	want := "Error loading the certificate chain: " + pki.CertFile + " : "
+	if got := textRoundTrip(t, pc, "refresh_certs noreply\r\n", "\r\n"); !strings.HasPrefix(got, want) {
+		t.Fatalf("refresh_certs with the chain gone: %q, want prefix %q", got, want)
+	}
+	if err := s.ReloadCerts(); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("ReloadCerts with the chain gone: %v", err)
+	}
+	if cn := peerCN(); cn != "renewed" {
+		t.Fatalf("CN after a failed refresh %q, want renewed", cn)
+	}
+	other, _ := pki.Issue(t, "mismatch", x509.ExtKeyUsageServerAuth)
+	pki.Write(t, "server.pem", other)
+	if err := s.ReloadCerts(); err == nil || !strings.HasPrefix(err.Error(), "Error loading the key: "+pki.KeyFile+" : ") {
+		t.Fatalf("ReloadCerts with a key of another certificate: %v", err)
+	}
+}
+
+func TestTLSNotEnabled(t *testing.T) {
+	ref := testutil.StartMemcached(t)
+	got := testutil.StartGocached(t, nil)
+	for _, req := range []string{"refresh_certs\r\n", "refresh_certs noreply\r\n"} {
+		for i, addr := range []string{ref, got} {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := textRoundTrip(t, c, req, "\r\n"); out != "Error TLS not enabled\r\n" {
+				t.Errorf("%s: %q answers %q", []string{"memcached", "gocached"}[i], req, out)
+			}
+			c.Close()
+		}
+	}
+}
+
+var sslSettingRE = regexp.MustCompile(`STAT ssl_\S+ \S+\r\n`)
+
+// TestTLSMatchesMemcached starts memcached -Z with the same files and
+// options and compares the ssl_* settings and the refresh_certs replies,
+// both over TLS.
+func TestTLSMatchesMemcached(t *testing.T) {
+	if out, _ := exec.Command(testutil.RequireTool(t, "memcached"), "-h").CombinedOutput(); !strings.Contains(string(out), "enable-ssl") {
+		t.Skip("memcached built without TLS")
+	}
+	pki := testutil.NewTestPKI(t)
+	for _, opts := range []string{
+		"",
+		",ssl_verify_mode=1,ssl_ca_cert=" + pki.CAFile + ",ssl_min_version=3,ssl_session_cache",
+		",ssl_verify_mode=2,ssl_ca_cert=" + pki.CAFile + ",ssl_min_version=0",
+		",ssl_verify_mode=3,ssl_ca_cert=" + pki.CAFile + ",ssl_min_version=1",
+	} {
+		o := "ssl_chain_cert=" + pki.CertFile + ",ssl_key=" + pki.KeyFile + opts
+		ref := testutil.StartMemcached(t, "-Z", "-o", o)
+		got := testutil.StartGocachedServer(t, func(c *server.Config) {
+			c.TLS = true
+			for _, kv := range strings.Split(o, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				c.Extended[k] = v
+			}
+		}).Addrs()[0].String()
+		cfg := &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{pki.ClientCert}}
+		var replies [2]string
+		for i, addr := range []string{ref, got} {
+			c, err := tls.Dial("tcp", addr, cfg)
+			if err != nil {
+				t.Fatalf("-o %s: TLS dial %d: %v", o, i, err)
+			}
+			out := textRoundTrip(t, c, "stats settings\r\n", "END\r\n")
+			replies[i] = strings.Join(sslSettingRE.FindAllString(out, -1), "")
+			replies[i] += textRoundTrip(t, c, "refresh_certs\r\nrefresh_certs noreply\r\nversion\r\n", "VERSION "+server.Version+"\r\n")
+			c.Close()
+		}
+		if replies[0] != replies[1] {
+			t.Errorf("-o %s:\nmemcached: %q\ngocached:  %q", o, replies[0], replies[1])
+		}
+	}
+}
