@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gocached/gocached/protocol"
+	"github.com/gocached/gocached/slab"
 )
 
 // connStats are one connection's counters. The owning goroutine adds with
@@ -185,14 +186,16 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("hash_power_level", st.HashPowerLevel)
 	u("hash_bytes", st.HashBytes)
 	u("hash_is_expanding", 0)
-	for _, name := range []string{"slab_reassign_rescues", "slab_reassign_chunk_rescues",
-		"slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim",
-		"slab_reassign_busy_items", "slab_reassign_busy_deletes", "slab_reassign_running"} {
-		u(name, 0)
-	}
+	u("slab_reassign_rescues", st.SlabReassignRescues)
+	u("slab_reassign_chunk_rescues", 0)
+	u("slab_reassign_evictions_nomem", st.SlabReassignEvictionsNomem)
+	u("slab_reassign_inline_reclaim", st.SlabReassignInlineReclaim)
+	u("slab_reassign_busy_items", st.SlabReassignBusyItems)
+	u("slab_reassign_busy_deletes", 0)
+	u("slab_reassign_running", b2u(st.SlabReassignRunning))
 	u("slabs_moved", st.SlabsMoved)
-	u("lru_crawler_running", 0)
-	u("lru_crawler_starts", 0)
+	u("lru_crawler_running", b2u(st.LRUCrawlerRunning))
+	u("lru_crawler_starts", st.LRUCrawlerStarts)
 	u("lru_maintainer_juggles", 0)
 	u("malloc_fails", 0)
 	for _, name := range []string{"log_worker_dropped", "log_worker_written",
@@ -203,14 +206,14 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("bytes", st.Bytes)
 	u("curr_items", st.CurrItems)
 	u("total_items", st.TotalItems)
-	u("slab_global_page_pool", 0)
+	u("slab_global_page_pool", st.SlabGlobalPagePool)
 	u("expired_unfetched", st.ExpiredUnfetched)
 	u("evicted_unfetched", st.EvictedUnfetched)
 	u("evicted_active", st.EvictedActive)
 	u("evictions", st.Evictions)
 	u("reclaimed", st.Reclaimed)
-	u("crawler_reclaimed", 0)
-	u("crawler_items_checked", 0)
+	u("crawler_reclaimed", st.CrawlerReclaimed)
+	u("crawler_items_checked", st.CrawlerItemsChecked)
 	u("lrutail_reflocked", 0)
 	u("moves_to_cold", 0)
 	u("moves_to_warm", 0)
@@ -218,6 +221,25 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("direct_reclaims", 0)
 	u("lru_bumps_dropped", 0)
 	return b
+}
+
+// automoveSetting is -o slab_automove as memcached prints it.
+func automoveSetting(v int) int {
+	switch v {
+	case slab.AutomoveDisabled:
+		return 0
+	case 0:
+		return 1
+	}
+	return v
+}
+
+// b2u is memcached's 0/1 for a flag.
+func b2u(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // orNull returns v, or memcached's placeholder for an unset string.
@@ -279,13 +301,13 @@ func (s *Server) appendSettings(b []byte) []byte {
 	str("maxconns_fast", yesNo(cfg.MaxConnsFast))
 	u("hashpower_init", 0)
 	str("slab_reassign", "yes")
-	u("slab_automove", 1)
+	u("slab_automove", uint64(automoveSetting(sc.Automove)))
 	str("slab_automove_ratio", "0.80")
 	u("slab_automove_window", 30)
 	u("slab_chunk_max", uint64(sc.PageSize/2))
-	str("lru_crawler", "yes")
-	u("lru_crawler_sleep", 100)
-	u("lru_crawler_tocrawl", 0)
+	str("lru_crawler", yesNo(!sc.NoLRUCrawler))
+	u("lru_crawler_sleep", uint64(cmp.Or(sc.CrawlerSleep, 100)))
+	u("lru_crawler_tocrawl", uint64(sc.CrawlerToCrawl))
 	u("tail_repair_time", 0)
 	str("flush_enabled", yesNo(!cfg.DisableFlushAll))
 	str("dump_enabled", yesNo(!cfg.DisableDumping))
@@ -377,8 +399,12 @@ func (s *Server) appendItems(b []byte) []byte {
 		b = appendStatUint(b, p+"outofmemory", cl.OutOfMemory)
 		b = appendStatUint(b, p+"tailrepairs", 0)
 		b = appendStatUint(b, p+"reclaimed", cl.Expired)
-		for _, name := range []string{"expired_unfetched", "evicted_unfetched", "evicted_active",
-			"crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked", "moves_to_cold",
+		b = appendStatUint(b, p+"expired_unfetched", cl.ExpiredUnfetched)
+		b = appendStatUint(b, p+"evicted_unfetched", cl.EvictedUnfetched)
+		b = appendStatUint(b, p+"evicted_active", 0)
+		b = appendStatUint(b, p+"crawler_reclaimed", cl.CrawlerReclaimed)
+		b = appendStatUint(b, p+"crawler_items_checked", cl.CrawlerItemsChecked)
+		for _, name := range []string{"lrutail_reflocked", "moves_to_cold",
 			"moves_to_warm", "moves_within_lru", "direct_reclaims", "hits_to_hot",
 			"hits_to_warm", "hits_to_cold", "hits_to_temp"} {
 			b = appendStatUint(b, p+name, 0)
