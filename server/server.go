@@ -50,7 +50,8 @@ type Server struct {
 	closing   bool
 	retired   connStats // counters of closed connections
 
-	bigBufs bufBudget // grown read buffers of all connections
+	bigBufs  bufBudget   // grown read buffers of all connections
+	prefixes prefixStats // "stats detail"
 
 	currConns     atomic.Int64
 	totalConns    atomic.Uint64
@@ -107,6 +108,12 @@ func New(cfg Config) (*Server, error) {
 		s.bigBufs.limit = defaultReadBufMemLimit
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
+	s.prefixes.delimiter = ':'
+	if cfg.PrefixDelimiter != 0 {
+		// -D turns detail stats on, as in memcached.
+		s.prefixes.delimiter = cfg.PrefixDelimiter
+		s.prefixes.enabled.Store(true)
+	}
 	if err := s.initSecurity(); err != nil {
 		return nil, err
 	}

@@ -108,9 +108,10 @@ func (c *conn) execStats() {
 		}
 		switch string(args[1]) {
 		case "on", "off":
+			s.prefixes.enabled.Store(string(args[1]) == "on")
 			c.wbuf = append(c.wbuf, protocol.ReplyOK...)
 		case "dump":
-			c.wbuf = append(c.wbuf, protocol.ReplyEnd...)
+			c.wbuf = s.prefixes.appendDump(c.wbuf)
 		default:
 			c.replyError("CLIENT_ERROR usage: stats detail on|off|dump")
 		}
@@ -285,8 +286,8 @@ func (s *Server) appendSettings(b []byte) []byte {
 	u("chunk_size", uint64(sc.MinChunkSize))
 	u("num_threads", uint64(cfg.Threads))
 	u("num_threads_per_udp", uint64(cfg.Threads))
-	str("stat_key_prefix", ":")
-	str("detail_enabled", "no")
+	str("stat_key_prefix", string(s.prefixes.delimiter))
+	str("detail_enabled", yesNo(s.prefixes.enabled.Load()))
 	u("reqs_per_event", uint64(cfg.ReqsPerEvent))
 	str("cas_enabled", yesNo(!sc.DisableCAS))
 	u("tcp_backlog", uint64(cfg.Backlog))

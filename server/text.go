@@ -115,6 +115,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 		return lineLen + r.Bytes + 2, false
 	}
 	c.logCommand(buf[:lineLen])
+	c.srv.prefixes.record(r.Key, false, false, true, false)
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdSet, 1)
@@ -162,6 +163,7 @@ func (c *conn) execRetrieval() {
 		var it slab.Item
 		var ok bool
 		c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, opt)
+		c.srv.prefixes.record(key, true, ok, false, false)
 		if !ok {
 			continue
 		}
@@ -189,6 +191,7 @@ func (c *conn) execRetrieval() {
 }
 
 func (c *conn) execDelete() {
+	c.srv.prefixes.record(c.req.Key, false, false, false, true)
 	switch c.srv.store.Delete(c.req.Key, 0, false, 0) {
 	case slab.Deleted:
 		c.reply(protocol.ReplyDeleted)

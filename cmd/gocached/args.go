@@ -248,7 +248,7 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 		if o.delimiter == "" {
 			return nil, exitErr(1, "No delimiter specified")
 		}
-		ni("-D " + o.delimiter)
+		cfg.PrefixDelimiter = o.delimiter[0]
 	}
 	cfg.Threads = int(num(c, "threads"))
 	if cfg.Threads <= 0 {

@@ -89,7 +89,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--slab-min-size=32"}, func(o *options) bool { return o.cfg.Store.MinChunkSize == 32 }},
 		{[]string{"-L"}, func(o *options) bool { return o.largePages && hasNI(o, "-L") }},
 		{[]string{"--enable-largepages"}, func(o *options) bool { return o.largePages }},
-		{[]string{"-D", ":"}, func(o *options) bool { return o.delimiter == ":" && hasNI(o, "-D :") }},
+		{[]string{"-D", ":"}, func(o *options) bool { return o.delimiter == ":" && o.cfg.PrefixDelimiter == ':' && !hasNI(o, "-D :") }},
 		{[]string{"-D/"}, func(o *options) bool { return o.delimiter == "/" }},
 		{[]string{"-t", "8"}, func(o *options) bool { return o.cfg.Threads == 8 && len(o.notices) == 0 }},
 		{[]string{"--threads=65"}, func(o *options) bool {
