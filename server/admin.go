@@ -338,12 +338,15 @@ func (c *conn) execLru() {
 			c.replyError("ERROR hot and warm pcts must not exceed 80")
 		case factor <= 0 || hotFactor <= 0:
 			c.replyError("ERROR hot/warm age factors must be greater than 0")
+		case c.srv.store.SetLRUTune(int(hot), int(warm), hotFactor, factor) != nil:
+			c.replyError("ERROR hot and warm pcts must not exceed 80")
 		default:
 			c.reply(protocol.ReplyOK)
 		}
 	case len(args) >= 2 && string(args[0]) == "mode" && !noMaintainer:
 		switch string(args[1]) {
 		case "flat", "segmented":
+			c.srv.store.SetLRUSegmented(string(args[1]) == "segmented")
 			c.reply(protocol.ReplyOK)
 		default:
 			c.replyError(protocol.ErrUnknownCommand)

@@ -18,6 +18,11 @@ type binConn struct {
 	saslStarted   bool // PLAIN auth began without its message: a step must follow
 	req           protocol.BinRequest
 	gat           slab.GetOptions
+	// sent is how much of c.wbuf a noop has flushed, as far as a client
+	// can tell: memcached writes its replies when it has parsed all the
+	// input it read, or at a noop, and drops the others when it closes on
+	// a bad magic.
+	sent int
 }
 
 // saslExempt lists the opcodes memcached serves before authentication.
@@ -36,6 +41,9 @@ func saslExempt(op uint8) bool {
 // too large for -I is refused and swallowed, never buffered.
 func (c *conn) execBinary(buf []byte) (need int, complete bool) {
 	r := &c.bin.req
+	if len(c.wbuf) < c.bin.sent {
+		c.bin.sent = 0 // written since the noop
+	}
 	need, err := protocol.ParseBinRequest(buf, r)
 	switch err {
 	case nil:
@@ -45,7 +53,11 @@ func (c *conn) execBinary(buf []byte) (need int, complete bool) {
 		c.binError(protocol.StatusUnknownCommand)
 		c.closing = true
 		return 0, true
-	default: // bad magic: memcached closes without a word
+	default:
+		// Bad magic: memcached closes without a word, and without the
+		// replies to the requests it read with this one (but those before
+		// a noop).
+		c.wbuf = c.wbuf[:c.bin.sent]
 		c.closing = true
 		return 0, true
 	}
@@ -126,6 +138,7 @@ func (c *conn) execBinary(buf []byte) (need int, complete bool) {
 		c.binFlush()
 	case protocol.OpNoop:
 		c.binOK(0)
+		c.bin.sent = len(c.wbuf)
 	case protocol.OpVersion:
 		c.wbuf = protocol.AppendBinString(c.wbuf, r.Opcode, protocol.StatusOK, r.Opaque, Version)
 	case protocol.OpStat:
@@ -227,7 +240,11 @@ func (c *conn) binGet() {
 func (c *conn) binStore(value []byte) {
 	r := &c.bin.req
 	atomic.AddUint64(&c.stats.cmdSet, 1)
+	// With -C memcached keeps no CAS to compare: the request's is ignored.
 	opt := slab.SetOptions{CAS: r.CAS}
+	if c.srv.cfg.Store.DisableCAS {
+		opt.CAS = 0
+	}
 	switch r.Command {
 	case protocol.OpSet:
 		opt.Mode = slab.ModeSet
@@ -244,7 +261,7 @@ func (c *conn) binStore(value []byte) {
 		flags, exp := r.SetExtras()
 		opt.Flags = flags
 		opt.Exptime = c.srv.absExptime(int64(exp), c.srv.now())
-		if r.CAS != 0 {
+		if opt.CAS != 0 {
 			// memcached turns any binary set, add or replace with a CAS
 			// into a CAS command.
 			opt.Mode = slab.ModeCAS

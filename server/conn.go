@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -67,13 +68,21 @@ type conn struct {
 	nc  net.Conn
 	id  uint64 // accept order, for "stats conns"
 
-	rbuf     []byte // read buffer; rbuf[rpos:rend] is unparsed input
-	rpos     int
-	rend     int
-	wbuf     []byte // replies not yet written
-	swallow  int    // input bytes still to discard (payload of a refused set)
-	bigBuf   int    // size of rbuf while charged to srv.bigBufs, else 0
-	scratch  []byte // value copies for retrievals
+	rbuf  []byte // read buffer; rbuf[rpos:rend] is unparsed input
+	rpos  int
+	rend  int
+	wbuf  []byte  // replies not yet written
+	rpool *[]byte // bufPool's buffer while rbuf is it
+	wpool *[]byte // bufPool's buffer while wbuf is it
+
+	// raw lets an idle connection wait for input without holding buffers
+	// (nil for TLS, which must read through its own buffer).
+	raw      syscall.RawConn
+	waited   bool
+	readable func(uintptr) bool // c.onReadable, bound once
+	swallow  int                // input bytes still to discard (payload of a refused set)
+	bigBuf   int                // size of rbuf while charged to srv.bigBufs, else 0
+	scratch  []byte             // value copies for retrievals
 	req      protocol.Request
 	metaKey  [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
 	closing  bool                        // close after writing the pending replies
@@ -87,10 +96,67 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{srv: s, nc: nc, id: id}
-	c.rbuf = *bufPool.Get().(*[]byte)
-	c.wbuf = (*bufPool.Get().(*[]byte))[:0]
+	if sc, ok := nc.(syscall.Conn); ok && canPeek {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.readable = c.onReadable
+		}
+	}
+	c.acquireBuffers()
 	c.lastCmd.Store(s.now())
 	return c
+}
+
+// acquireBuffers gives the connection pooled read and write buffers.
+func (c *conn) acquireBuffers() {
+	if c.rbuf == nil {
+		c.rpool = bufPool.Get().(*[]byte)
+		c.rbuf = *c.rpool
+	}
+	if c.wbuf == nil {
+		c.wpool = bufPool.Get().(*[]byte)
+		c.wbuf = (*c.wpool)[:0]
+	}
+}
+
+// releaseBuffers returns the buffers to the pools (or to the garbage
+// collector, when grown); the connection holds none while it waits idle.
+// The read buffer must be drained.
+func (c *conn) releaseBuffers() {
+	if c.rpool != nil {
+		bufPool.Put(c.rpool)
+		c.rpool = nil
+	}
+	if c.wpool != nil {
+		bufPool.Put(c.wpool)
+		c.wpool = nil
+	}
+	c.releaseBigBuf()
+	c.rbuf, c.wbuf = nil, nil
+	c.rpos, c.rend = 0, 0
+	if cap(c.scratch) > initialBufSize {
+		c.scratch = nil
+	}
+}
+
+// onReadable is the RawConn.Read callback of waitReadable. RawConn.Read
+// forgets readiness the poller saw before it, so the first call peeks at
+// the socket itself: input already there returns at once; otherwise false
+// parks the goroutine until the poller sees new input.
+func (c *conn) onReadable(fd uintptr) bool {
+	if !c.waited {
+		c.waited = true
+		return hasInput(fd)
+	}
+	return true
+}
+
+// waitReadable blocks until the connection has input (or its read deadline
+// passes), holding no buffer meanwhile: 10K idle clients cost their
+// goroutines and little else.
+func (c *conn) waitReadable() error {
+	c.waited = false
+	return c.raw.Read(c.readable)
 }
 
 // wake interrupts a blocked read so the connection notices shutdown.
@@ -99,18 +165,7 @@ func (c *conn) wake() {
 	_ = c.nc.SetReadDeadline(time.Now())
 }
 
-func (c *conn) release() {
-	if cap(c.rbuf) == initialBufSize {
-		b := c.rbuf[:initialBufSize]
-		bufPool.Put(&b)
-	}
-	if cap(c.wbuf) == initialBufSize {
-		b := c.wbuf[:initialBufSize]
-		bufPool.Put(&b)
-	}
-	c.rbuf, c.wbuf = nil, nil
-	c.releaseBigBuf()
-}
+func (c *conn) release() { c.releaseBuffers() }
 
 func (c *conn) serve() {
 	defer func() {
@@ -122,12 +177,22 @@ func (c *conn) serve() {
 		if c.shutdown.Load() {
 			return
 		}
+		if idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		if c.rpos == c.rend && c.raw != nil {
+			c.releaseBuffers()
+			if err := c.waitReadable(); err != nil {
+				if c.retryRead(err, idle) {
+					continue
+				}
+				return
+			}
+			c.acquireBuffers()
+		}
 		if c.rend == len(c.rbuf) && !c.makeRoom(0) {
 			c.flush()
 			return
-		}
-		if idle > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
 		n, err := c.nc.Read(c.rbuf[c.rend:])
 		if n > 0 {
@@ -138,14 +203,17 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !c.shutdown.Load() && idle == 0 {
-				continue
-			}
+		if err != nil && !c.retryRead(err, idle) {
 			return
 		}
 	}
+}
+
+// retryRead reports whether a read error is the wake-up of a deadline that
+// is neither the idle timeout nor shutdown, so serving goes on.
+func (c *conn) retryRead(err error, idle time.Duration) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && !c.shutdown.Load() && idle == 0
 }
 
 // flush writes every pending reply in one write; false if the peer is gone.
@@ -158,11 +226,11 @@ func (c *conn) flush() bool {
 	}
 	n, err := c.nc.Write(c.wbuf)
 	atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
-	if cap(c.wbuf) > flushThreshold*2 {
-		c.wbuf = make([]byte, 0, initialBufSize)
-	} else {
-		c.wbuf = c.wbuf[:0]
+	if c.wpool != nil && cap(c.wbuf) != cap(*c.wpool) {
+		// Grown past the pooled buffer: drop the big one, keep the pooled.
+		c.wbuf = *c.wpool
 	}
+	c.wbuf = c.wbuf[:0]
 	return err == nil
 }
 
@@ -195,9 +263,9 @@ func (c *conn) makeRoom(need int) bool {
 	c.bigBuf = size
 	nb := make([]byte, size)
 	copy(nb, c.rbuf[:c.rend])
-	if cap(c.rbuf) == initialBufSize {
-		b := c.rbuf[:initialBufSize]
-		bufPool.Put(&b)
+	if c.rpool != nil {
+		bufPool.Put(c.rpool)
+		c.rpool = nil
 	}
 	c.rbuf = nb
 	return true
@@ -208,7 +276,8 @@ func (c *conn) makeRoom(need int) bool {
 func (c *conn) shrink() {
 	if c.rpos == c.rend && c.bigBuf > 64<<10 {
 		c.releaseBigBuf()
-		c.rbuf = *bufPool.Get().(*[]byte)
+		c.rbuf = nil
+		c.acquireBuffers()
 		c.rpos, c.rend = 0, 0
 	}
 }

@@ -38,6 +38,14 @@ type Config struct {
 	CrawlerSleep   int           // -o lru_crawler_sleep, µs per 1000 items; 0 = default 100
 	CrawlerToCrawl int           // -o lru_crawler_tocrawl, items per class per crawl; 0 = all
 	Maintenance    time.Duration // background tick (automove, scheduled crawls); 0 = 100ms; < 0 = none
+
+	// Eviction (lru.go). The zero values are memcached's defaults.
+	Eviction        string  // -o eviction: EvictionLRU ("" = lru) or EvictionS3FIFO
+	NoLRUMaintainer bool    // -o no_lru_maintainer: flat LRU instead of HOT/WARM/COLD
+	HotLRUPct       int     // -o hot_lru_pct: % of a class's items in HOT; 0 = 20
+	WarmLRUPct      int     // -o warm_lru_pct: % in WARM; 0 = 40 (hot + warm <= 80)
+	HotMaxFactor    float64 // -o hot_max_factor: HOT idle limit / COLD tail age; 0 = 0.2
+	WarmMaxFactor   float64 // -o warm_max_factor: WARM idle limit / COLD tail age; 0 = 2.0
 }
 
 // AutomoveDisabled as Config.Automove turns automove off (slab_automove=0).
@@ -167,10 +175,21 @@ type ClassStats struct {
 	EvictedTime    int64  // seconds since last access of the last evicted item
 	Expired        uint64 // "reclaimed"
 	OutOfMemory    uint64
-	OldestAge      int64 // seconds since the LRU tail was accessed ("age")
+	OldestAge      int64 // seconds since the COLD tail was accessed ("age")
 
 	CrawlerReclaimed    uint64
 	CrawlerItemsChecked uint64
 	ExpiredUnfetched    uint64
 	EvictedUnfetched    uint64
+	EvictedActive       uint64 // evicted while marked active (S3-FIFO: read)
+
+	// The LRU lists (stats items). With S3-FIFO, HOT is the small FIFO
+	// and COLD the main one; with the flat LRU every item is in COLD.
+	NumberHot, NumberWarm, NumberCold int
+	AgeHot, AgeWarm                   int64  // seconds since the list's tail was accessed
+	MovesToCold                       uint64 // HOT/WARM -> COLD (S3-FIFO: small -> main)
+	MovesToWarm                       uint64 // active HOT or COLD item -> WARM
+	MovesWithinLRU                    uint64 // active WARM tail -> WARM head (S3-FIFO: main reinsertions)
+	HitsToHot, HitsToWarm, HitsToCold uint64 // get hits by list
+	HitsToTemp                        uint64 // always 0: no temporary LRU
 }

@@ -27,7 +27,10 @@ type class struct {
 	cur   uint32 // page being carved, 0 = none
 	curN  int    // chunks carved from cur
 
-	head, tail uint32 // LRU, head = most recent
+	// lru are the class's LRU lists (segHot, segWarm, segCold), head =
+	// most recent. The flat LRU uses COLD only; S3-FIFO uses HOT as its
+	// small FIFO and COLD as its main FIFO.
+	lru [nSegs]lruList
 
 	pages, used, items int
 	bytes              uint64
@@ -44,6 +47,12 @@ type class struct {
 	// that item advances it, so the walker can drop mu between items.
 	cursor   uint32
 	cursorUp bool // walking tail to head (via prev) rather than head to tail
+
+	movesToCold, movesToWarm, movesWithinLRU uint64
+	evictedActive                            uint64
+	// hits counts get hits per LRU list, sharded by stripe (atomic: the get
+	// path holds no class lock).
+	hits [hitShards]hitShard
 
 	crawlerReclaimed, crawlerChecked uint64
 	evictedPrev, oomPrev             uint64 // automove samples
@@ -196,42 +205,17 @@ func (s *Store) allocItem(l layout, held int, now uint32, fseq uint64) uint32 {
 	return h
 }
 
-// lruLink puts h at the head of c's LRU and accounts for it. c.mu held.
-func (s *Store) lruLink(c *class, h uint32, b []byte, l layout) {
-	setLRUPrev(b, 0)
-	setLRUNext(b, c.head)
-	if c.head != 0 {
-		setLRUPrev(s.chunk(c.head), h)
-	} else {
-		c.tail = h
-	}
-	c.head = h
+// lruLink puts the new item h at the head of LRU list seg of c and
+// accounts for it. c.mu and h's stripe lock held.
+func (s *Store) lruLink(c *class, h uint32, b []byte, l layout, seg int) {
+	s.listPush(c, seg, h, b)
 	c.items++
 	c.bytes += uint64(l.total)
 	c.inflight--
 }
 
-// lruUnlink removes h from c's LRU. c.mu held.
-func (s *Store) lruUnlink(c *class, h uint32, b []byte) {
-	p, n := lruPrev(b), lruNext(b)
-	if c.cursor == h {
-		if c.cursorUp {
-			c.cursor = p
-		} else {
-			c.cursor = n
-		}
-	}
-	if p != 0 {
-		setLRUNext(s.chunk(p), n)
-	} else {
-		c.head = n
-	}
-	if n != 0 {
-		setLRUPrev(s.chunk(n), p)
-	} else {
-		c.tail = p
-	}
-}
+// lruUnlink removes h from its LRU list. c.mu and h's stripe lock held.
+func (s *Store) lruUnlink(c *class, h uint32, b []byte) { s.listRemove(c, h, b) }
 
 // releaseLocked unlinks h from its LRU and frees its chunks. c.mu held;
 // the item must already be out of the index.
@@ -255,85 +239,18 @@ func (s *Store) release(h uint32, b []byte) {
 	c.mu.Unlock()
 }
 
-// bump moves h to the head of its LRU and sets its access time. The
-// caller holds h's stripe lock.
+// bump moves h to the head of its LRU list and sets its access time (the
+// flat LRU's read). The caller holds h's stripe lock.
 func (s *Store) bump(h uint32, b []byte, now uint32) {
 	c := s.classOf(h)
 	c.mu.Lock()
 	setAtime(b, now)
-	if c.head != h {
-		s.lruUnlink(c, h, b)
-		setLRUPrev(b, 0)
-		setLRUNext(b, c.head)
-		setLRUPrev(s.chunk(c.head), h)
-		c.head = h
+	seg := itemSeg(b)
+	if c.lru[seg].head != h {
+		s.listRemove(c, h, b)
+		s.listPush(c, seg, h, b)
 	}
 	c.mu.Unlock()
-}
-
-// reclaimTail frees one item from c's LRU tail: the first expired or
-// flushed item among the last few, else (unless evictions are disabled)
-// the least recently used item whose stripe lock can be taken. It never
-// blocks on a stripe lock (the lock order is stripe, then class), and
-// never touches the stripe the caller holds. c.mu held.
-func (s *Store) reclaimTail(c *class, held int, now uint32, fseq uint64) bool {
-	const searchDepth = 5
-	var victim uint32
-	var vst *stripe
-	var vtag uint32
-	tries := 0
-	for h := c.tail; h != 0 && tries < searchDepth; tries++ {
-		b := s.chunk(h)
-		prev := lruPrev(b)
-		hv := s.hash(itemKey(b))
-		si := int(hv & s.stripeMask)
-		if si == held {
-			h = prev
-			continue
-		}
-		st := &s.stripes[si]
-		if st != vst && !st.mu.TryLock() {
-			h = prev
-			continue
-		}
-		if dead(b, now, fseq) != alive {
-			tag := uint32(hv >> 32)
-			st.removeAt(st.posOf(tag, h))
-			c.reclaimed++
-			if b[offBits]&bitFetched == 0 {
-				c.expiredUnfetched++
-			}
-			s.releaseLocked(c, h, b)
-			if vst != nil && vst != st {
-				vst.mu.Unlock()
-			}
-			st.mu.Unlock()
-			return true
-		}
-		if victim == 0 && !s.cfg.DisableEvictions {
-			victim, vst, vtag = h, st, uint32(hv>>32)
-		} else if st != vst {
-			st.mu.Unlock()
-		}
-		h = prev
-	}
-	if victim == 0 {
-		return false
-	}
-	b := s.chunk(victim)
-	vst.removeAt(vst.posOf(vtag, victim))
-	c.evicted++
-	if itemExp(b) != 0 {
-		c.evictedNonzero++
-	}
-	if b[offBits]&bitFetched == 0 {
-		c.evictedUnfetched++
-	}
-	c.evictedTime = int64(now) - int64(itemAtime(b))
-	s.releaseLocked(c, victim, b)
-	vst.mu.Unlock()
-	s.noteEviction(c)
-	return true
 }
 
 // Liveness of an item.

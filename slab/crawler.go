@@ -150,7 +150,7 @@ func (s *Store) crawlerTick() {
 	cr.next = time.Now().Add(cr.interval)
 }
 
-// walk visits up to limit items (0 = all) of c's LRU, from the tail (up)
+// walk visits up to limit items (0 = all) of c's LRU lists, from the tails (up)
 // or from the head, calling fn with c.mu and the item's stripe lock held;
 // fn may release the item. fn returns false to stop. Every walkBatch items
 // the locks are dropped and between (if set) is called; every
@@ -161,50 +161,63 @@ func (s *Store) walk(c *class, up bool, limit int, pause time.Duration,
 	defer c.walkMu.Unlock()
 	c.mu.Lock()
 	c.cursorUp = up
-	if up {
-		c.cursor = c.tail
-	} else {
-		c.cursor = c.head
+	// The lists in eviction order from the tail (COLD, WARM, HOT), or the
+	// reverse from the head.
+	order := [nSegs]int{segCold, segWarm, segHot}
+	if !up {
+		order = [nSegs]int{segHot, segWarm, segCold}
 	}
 	n, batch, slept := 0, 0, 0
-	for c.cursor != 0 && (limit <= 0 || n < limit) {
-		h := c.cursor
-		b := s.chunk(h)
-		hv := s.hash(itemKey(b))
-		st := &s.stripes[hv&s.stripeMask]
-		if !st.mu.TryLock() {
-			// The lock order is stripe, then class: wait for the stripe
-			// without the class lock, then look at the cursor again.
-			c.mu.Unlock()
-			st.mu.Lock()
-			st.mu.Unlock()
-			c.mu.Lock()
-			continue
-		}
-		if up {
-			c.cursor = lruPrev(b)
-		} else {
-			c.cursor = lruNext(b)
-		}
-		n++
-		more := fn(h, b, st, uint32(hv>>32))
-		st.mu.Unlock()
-		if !more {
+	stop := false
+	for _, seg := range order {
+		if stop {
 			break
 		}
-		if batch++; batch >= walkBatch {
-			batch = 0
-			c.mu.Unlock()
-			if between != nil {
-				between()
+		if up {
+			c.cursor = c.lru[seg].tail
+		} else {
+			c.cursor = c.lru[seg].head
+		}
+		for c.cursor != 0 && (limit <= 0 || n < limit) {
+			h := c.cursor
+			b := s.chunk(h)
+			hv := s.hash(itemKey(b))
+			st := &s.stripes[hv&s.stripeMask]
+			if !st.mu.TryLock() {
+				// The lock order is stripe, then class: wait for the stripe
+				// without the class lock, then look at the cursor again.
+				c.mu.Unlock()
+				st.mu.Lock()
+				st.mu.Unlock()
+				c.mu.Lock()
+				continue
 			}
-			if pause > 0 && n/crawlsPerSleep > slept {
-				slept = n / crawlsPerSleep
-				time.Sleep(pause)
+			if up {
+				c.cursor = lruPrev(b)
 			} else {
-				runtime.Gosched()
+				c.cursor = lruNext(b)
 			}
-			c.mu.Lock()
+			n++
+			more := fn(h, b, st, uint32(hv>>32))
+			st.mu.Unlock()
+			if !more {
+				stop = true
+				break
+			}
+			if batch++; batch >= walkBatch {
+				batch = 0
+				c.mu.Unlock()
+				if between != nil {
+					between()
+				}
+				if pause > 0 && n/crawlsPerSleep > slept {
+					slept = n / crawlsPerSleep
+					time.Sleep(pause)
+				} else {
+					runtime.Gosched()
+				}
+				c.mu.Lock()
+			}
 		}
 	}
 	c.cursor = 0

@@ -1,6 +1,10 @@
 package slab
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"unsafe"
+)
 
 // Item layout inside its chunk (all integers little-endian):
 //
@@ -9,19 +13,22 @@ import "encoding/binary"
 //	  4     4  LRU next / free-list next class lock
 //	  8     8  CAS (also the store sequence used by flush_all)
 //	 16     4  exptime, Unix seconds (0 = never)
-//	 20     4  last access (LRU bump) time, Unix seconds
+//	 20     4  last access time, Unix seconds   atomic
 //	 24     2  value length, or vlenExt: the length is a uint32 after the key
-//	 26     1  bits: fetched, stale, token sent, has flags
+//	 26     1  bits: fetched, stale, token sent, has flags,
+//	           hit count (2 bits), LRU segment (2 bits)
 //	 27     1  key length
 //	 28     -  key, [flags uint32 if nonzero], [value length uint32],
 //	           [chain table: (n-1) uint32 handles of continuation chunks],
 //	           value
 //
-// CAS, exptime and bits are written under the key's stripe lock. The
-// access time is written only while holding both the stripe and the class
-// lock, so the class side (age statistics) may read it under the class lock
-// alone. Key length and key bytes never change while the item is linked, so
-// the evictor may read them under the class lock alone.
+// CAS, exptime and bits are written under the key's stripe lock; the
+// segment bits (which of the class's LRU lists holds the item) change only
+// while holding both the stripe and the class lock. The access time is
+// read and written atomically: a read updates it under the stripe lock
+// alone, and the class side (ages, HOT/WARM age limits) reads it under the
+// class lock alone. Key length and key bytes never change while the item is
+// linked, so the evictor may read them under the class lock alone.
 //
 // Items larger than a page are chained: the head chunk (a full page of the
 // last class) holds the header, key and chain table and the first part of
@@ -44,6 +51,14 @@ const (
 	bitStale     = 1 << 1
 	bitTokenSent = 1 << 2
 	bitHasFlags  = 1 << 3
+
+	// hits: a 2-bit saturating hit counter. The segmented LRU uses it as
+	// memcached's ACTIVE flag (nonzero = active), S3-FIFO as its frequency.
+	hitsShift = 4
+	hitsMask  = 3 << hitsShift
+	// seg: the LRU list of the class that holds the item (segHot...).
+	segShift = 6
+	segMask  = 3 << segShift
 
 	maxKeyLen = 250 // memcached's KEY_MAX_LENGTH
 
@@ -115,7 +130,7 @@ func writeHeader(b []byte, l layout, key []byte, flags uint32, exptime, atime ui
 	le.PutUint32(b[offNext:], 0)
 	le.PutUint64(b[offCAS:], cas)
 	le.PutUint32(b[offExp:], exptime)
-	le.PutUint32(b[offAtime:], atime)
+	setAtime(b, atime)
 	var bits byte
 	if l.flagsOff != 0 {
 		bits |= bitHasFlags
@@ -145,12 +160,29 @@ func itemFlags(b []byte, l layout) uint32 {
 	return le.Uint32(b[l.flagsOff:])
 }
 
-func itemCAS(b []byte) uint64       { return le.Uint64(b[offCAS:]) }
-func itemExp(b []byte) uint32       { return le.Uint32(b[offExp:]) }
-func itemAtime(b []byte) uint32     { return le.Uint32(b[offAtime:]) }
-func setCAS(b []byte, v uint64)     { le.PutUint64(b[offCAS:], v) }
-func setExp(b []byte, v uint32)     { le.PutUint32(b[offExp:], v) }
-func setAtime(b []byte, v uint32)   { le.PutUint32(b[offAtime:], v) }
+func itemCAS(b []byte) uint64 { return le.Uint64(b[offCAS:]) }
+func itemExp(b []byte) uint32 { return le.Uint32(b[offExp:]) }
+func itemAtime(b []byte) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[offAtime])))
+}
+func setCAS(b []byte, v uint64) { le.PutUint64(b[offCAS:], v) }
+func setExp(b []byte, v uint32) { le.PutUint32(b[offExp:], v) }
+func setAtime(b []byte, v uint32) {
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[offAtime])), v)
+}
+
+// itemHits returns the item's hit counter (0..3). Stripe lock held.
+func itemHits(b []byte) int { return int(b[offBits]&hitsMask) >> hitsShift }
+
+// setHits sets the item's hit counter (0..3). Stripe lock held.
+func setHits(b []byte, n int) { b[offBits] = b[offBits]&^hitsMask | byte(n)<<hitsShift }
+
+// itemSeg returns the LRU list holding the item. Stripe lock held.
+func itemSeg(b []byte) int { return int(b[offBits]&segMask) >> segShift }
+
+// setSeg records the LRU list holding the item. Stripe and class lock held.
+func setSeg(b []byte, seg int) { b[offBits] = b[offBits]&^segMask | byte(seg)<<segShift }
+
 func lruPrev(b []byte) uint32       { return le.Uint32(b[offPrev:]) }
 func lruNext(b []byte) uint32       { return le.Uint32(b[offNext:]) }
 func setLRUPrev(b []byte, h uint32) { le.PutUint32(b[offPrev:], h) }

@@ -151,10 +151,7 @@ func (s *Store) pickSource(dst int) int {
 		}
 		c.mu.Lock()
 		if c.pages > 1 {
-			age := int64(0)
-			if c.tail != 0 {
-				age = int64(now) - int64(itemAtime(s.chunk(c.tail)))
-			}
+			age := s.oldestAge(c, now)
 			if age > bestAge {
 				best, bestAge = c.id, age
 			}
@@ -387,16 +384,17 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 	c.used++
 	nb := s.chunk(nh)
 	copy(nb, b)
+	lst := &c.lru[itemSeg(b)]
 	p, n := lruPrev(b), lruNext(b)
 	if p != 0 {
 		setLRUNext(s.chunk(p), nh)
 	} else {
-		c.head = nh
+		lst.head = nh
 	}
 	if n != 0 {
 		setLRUPrev(s.chunk(n), nh)
 	} else {
-		c.tail = nh
+		lst.tail = nh
 	}
 	if c.cursor == h {
 		c.cursor = nh
@@ -410,8 +408,18 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 // chunk per page: an item's head or one of its continuation chunks).
 // c.mu held.
 func (s *Store) clearLastPage(c *class, pg uint32) {
+	for seg := range nSegs {
+		if s.clearLastPageList(c, pg, seg) {
+			return
+		}
+	}
+}
+
+// clearLastPageList looks for the owner of pg in list seg of c and frees
+// it; it reports whether it found it. c.mu held.
+func (s *Store) clearLastPageList(c *class, pg uint32, seg int) bool {
 	now, fseq := s.now()
-	for h := c.tail; h != 0; {
+	for h := c.lru[seg].tail; h != 0; {
 		b := s.chunk(h)
 		prev := lruPrev(b)
 		hv := s.hash(itemKey(b))
@@ -438,11 +446,12 @@ func (s *Store) clearLastPage(c *class, pg uint32) {
 				s.releaseLocked(c, h, b)
 			}
 			st.mu.Unlock()
-			return
+			return true
 		}
 		st.mu.Unlock()
 		h = prev
 	}
+	return false
 }
 
 // startMaintenance starts the background goroutine that runs automove and
@@ -536,9 +545,7 @@ func (s *Store) automoveDecide() (int, int) {
 		c.evictedPrev = ev
 		free := c.pages*c.perPage - c.used
 		smp.excessFree = float64(free) > float64(c.perPage)*minPagesFree
-		if c.tail != 0 {
-			smp.age = max(0, int64(now)-int64(itemAtime(s.chunk(c.tail))))
-		}
+		smp.age = s.oldestAge(c, now)
 		pages := c.pages
 		c.mu.Unlock()
 		w := m.window[i]

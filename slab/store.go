@@ -18,8 +18,9 @@ import (
 // The lock order is stripe, then class, then the page allocator. Eviction,
 // which runs under a class lock, only TryLocks the victim's stripe and
 // skips the item when that fails, as memcached does with its item locks.
-// A plain get takes only its stripe lock, plus the class lock when it
-// bumps the item (at most once per 60 s per item). LRU walkers (crawler,
+// A plain get takes only its stripe lock (with the flat LRU, plus the
+// class lock when it bumps the item, at most once per 60 s per item); the
+// eviction policies (lru.go) act on reads when items reach a list's tail. LRU walkers (crawler,
 // key dumps) first take the class's walkMu; the page mover (mover.go)
 // works under the class lock and TryLocks stripes like eviction. The full
 // order is walkMu, stripe, class, pageMu.
@@ -39,6 +40,11 @@ type Store struct {
 	limit   atomic.Int64
 	pool    []uint32     // global page pool (pageMu)
 	poolLen atomic.Int64 // len(pool), for lock-free reads
+
+	policy atomic.Int32            // policyFlat, policySegmented, policyS3FIFO (lru.go)
+	tune   atomic.Pointer[lruTune] // segmented LRU limits
+	s3     bool                    // S3-FIFO (fixed at New)
+	ghost  ghost                   // S3-FIFO ghost queue
 
 	mv      mover   // slab rebalancing (mover.go)
 	crawler crawler // LRU crawler (crawler.go)
@@ -98,6 +104,10 @@ func New(cfg Config) (*Store, error) {
 		seed:     maphash.MakeSeed(),
 	}
 	s.limit.Store(cfg.MemoryLimit)
+	if err := s.initLRU(&cfg); err != nil {
+		return nil, err
+	}
+	s.cfg = cfg
 
 	// Size classes as memcached's slabs_init: grow by the factor, 8-byte
 	// aligned, until half a page; then a half-page class (memcached's
@@ -243,10 +253,15 @@ func (s *Store) unlinkAt(st *stripe, pos int, h uint32, b []byte) {
 // link publishes a fully written new item: into the index (replacing the
 // item at pos when pos >= 0) and at the head of its class's LRU. The old
 // item, if any, is freed.
-func (s *Store) link(st *stripe, tag uint32, pos int, old uint32, oldb []byte, h uint32, b []byte, l layout) {
+//
+// si is st's index. The segmented LRU rebalances the class's lists here.
+func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb []byte, h uint32, b []byte, l layout, now uint32, fseq uint64) {
 	c := s.classOf(h)
 	c.mu.Lock()
-	s.lruLink(c, h, b, l)
+	s.lruLink(c, h, b, l, s.linkSeg(c, tag))
+	if s.policy.Load() == policySegmented {
+		s.juggle(c, si, now, fseq)
+	}
 	c.mu.Unlock()
 	if pos >= 0 {
 		st.slots[pos] = uint64(tag)<<32 | uint64(h)
@@ -257,12 +272,36 @@ func (s *Store) link(st *stripe, tag uint32, pos int, old uint32, oldb []byte, h
 	st.ctr.totalItems++
 }
 
-// touchAccess records a read: sets fetched, and bumps the item in its LRU
-// when its access time is older than updateInterval.
+// touchAccess records a read under h's stripe lock: it marks the item
+// fetched and counts the hit for the eviction policy (lru.go). The access
+// time is refreshed at most once per updateInterval, and when the item
+// becomes ACTIVE (segmented LRU); the flat LRU moves the item to the head
+// then, the only case that takes the class lock.
 func (s *Store) touchAccess(h uint32, b []byte, now uint32) {
-	b[offBits] |= bitFetched
-	if int64(now)-int64(itemAtime(b)) >= updateInterval {
-		s.bump(h, b, now)
+	bits := b[offBits]
+	b[offBits] = bits | bitFetched
+	stale := int64(now)-int64(itemAtime(b)) >= updateInterval
+	switch s.policy.Load() {
+	case policySegmented:
+		// memcached's do_item_bump: the first read marks the item fetched,
+		// the second active.
+		if bits&bitFetched != 0 && bits&hitsMask == 0 {
+			setHits(b, 1)
+			setAtime(b, now)
+			return
+		}
+	case policyS3FIFO:
+		if n := itemHits(b); n < 3 {
+			setHits(b, n+1)
+		}
+	default:
+		if stale {
+			s.bump(h, b, now)
+		}
+		return
+	}
+	if stale {
+		setAtime(b, now)
 	}
 }
 
@@ -285,9 +324,10 @@ func itemInfo(s *Store, b []byte, l layout) Item {
 // misses (and are reclaimed lazily). opt may be nil.
 //
 // Item.Fetched and Item.LastAccess describe the item before this access.
-// LastAccess is the time the item was stored or last moved to the LRU head;
-// reads move an item at most once per 60 s (memcached's
-// ITEM_UPDATE_INTERVAL), so it may lag the true last read by up to 60 s.
+// LastAccess is the time the item was stored or last marked accessed;
+// reads refresh it at most once per 60 s (memcached's ITEM_UPDATE_INTERVAL)
+// and when they make the item ACTIVE (segmented LRU), so it may lag the
+// true last read by up to 60 s.
 //
 // Recache tokens (meta mg): Won is set when this caller wins the token:
 // the item was just vivified (opt.Vivify on a miss: an empty item with
@@ -337,9 +377,11 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 			it.Won = true
 		}
 		if !opt.NoBump {
+			s.noteHit(si, h, b)
 			s.touchAccess(h, b, now)
 		}
 	} else {
+		s.noteHit(si, h, b)
 		s.touchAccess(h, b, now)
 	}
 	dst = s.appendValue(dst, b, l)
@@ -357,7 +399,7 @@ func (s *Store) vivify(st *stripe, si int, tag uint32, key []byte, now uint32, f
 	b := s.chunk(h)
 	writeHeader(b, l, key, 0, expTime(exp), now, s.nextCAS())
 	b[offBits] |= bitTokenSent
-	s.link(st, tag, -1, 0, nil, h, b, l)
+	s.link(st, si, tag, -1, 0, nil, h, b, l, now, fseq)
 	return Item{Exptime: int64(itemExp(b)), CAS: s.shownCAS(b), LastAccess: int64(now), Won: true}, true
 }
 
@@ -408,7 +450,11 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 		if old != 0 {
 			// memcached bumps the existing item but does not mark it fetched.
 			if int64(now)-int64(itemAtime(oldb)) >= updateInterval {
-				s.bump(old, oldb, now)
+				if s.policy.Load() == policyFlat {
+					s.bump(old, oldb, now)
+				} else {
+					setAtime(oldb, now)
+				}
 			}
 			return NotStored, 0
 		}
@@ -468,7 +514,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 		if mode == ModeAppend {
 			w.write(value)
 		}
-		s.link(st, tag, pos, old, oldb, h, b, nl)
+		s.link(st, si, tag, pos, old, oldb, h, b, nl, now, fseq)
 		return Stored, s.shownCAS(b)
 	}
 
@@ -493,7 +539,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	}
 	w := s.newValueWriter(b, l)
 	w.write(value)
-	s.link(st, tag, pos, old, oldb, h, b, l)
+	s.link(st, si, tag, pos, old, oldb, h, b, l, now, fseq)
 	return Stored, s.shownCAS(b)
 }
 
@@ -612,7 +658,7 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 		nb := s.chunk(nh)
 		writeHeader(nb, l, key, 0, expTime(o.Exptime), now, s.nextCAS())
 		copy(nb[l.valOff:], num)
-		s.link(st, tag, -1, 0, nil, nh, nb, l)
+		s.link(st, si, tag, -1, 0, nil, nh, nb, l, now, fseq)
 		return o.Initial, s.shownCAS(nb), Stored
 	}
 	if incr {
@@ -664,7 +710,7 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 	writeHeader(nb, nl, key, flags, exp, now, s.nextCAS())
 	nb[offBits] |= b[offBits] & (bitStale | bitTokenSent)
 	copy(nb[nl.valOff:], num)
-	s.link(st, tag, pos, h, b, nh, nb, nl)
+	s.link(st, si, tag, pos, h, b, nh, nb, nl, now, fseq)
 	return n, s.shownCAS(nb), Stored
 }
 
@@ -737,6 +783,7 @@ func (s *Store) Stats() Stats {
 		out.CurrItems += uint64(c.items)
 		out.Bytes += c.bytes
 		out.Evictions += c.evicted
+		out.EvictedActive += c.evictedActive
 		out.Reclaimed += c.reclaimed
 		out.ExpiredUnfetched += c.expiredUnfetched
 		out.EvictedUnfetched += c.evictedUnfetched
@@ -778,11 +825,26 @@ func (s *Store) Classes() []ClassStats {
 			CrawlerItemsChecked: c.crawlerChecked,
 			ExpiredUnfetched:    c.expiredUnfetched,
 			EvictedUnfetched:    c.evictedUnfetched,
-		}
-		if c.tail != 0 {
-			cs.OldestAge = max(0, int64(now)-int64(itemAtime(s.chunk(c.tail))))
+			EvictedActive:       c.evictedActive,
+
+			NumberHot:      c.lru[segHot].n,
+			NumberWarm:     c.lru[segWarm].n,
+			NumberCold:     c.lru[segCold].n,
+			AgeHot:         s.tailAge(c, segHot, now),
+			AgeWarm:        s.tailAge(c, segWarm, now),
+			OldestAge:      s.tailAge(c, segCold, now),
+			MovesToCold:    c.movesToCold,
+			MovesToWarm:    c.movesToWarm,
+			MovesWithinLRU: c.movesWithinLRU,
 		}
 		c.mu.Unlock()
+		for i := range c.hits {
+			sh := &c.hits[i]
+			cs.HitsToHot += sh.n[segHot].Load()
+			cs.HitsToWarm += sh.n[segWarm].Load()
+			cs.HitsToCold += sh.n[segCold].Load()
+			cs.HitsToTemp += sh.n[segTemp].Load()
+		}
 		out = append(out, cs)
 	}
 	return out

@@ -532,8 +532,8 @@ func perPage(s *Store, size int) int {
 }
 
 func TestEvictionOrder(t *testing.T) {
-	// One page: the store holds exactly per items of this size.
-	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20})
+	// One page: the store holds exactly per items of this size. Flat LRU.
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, NoLRUMaintainer: true})
 	const size = 900
 	per := perPage(s, size)
 	fillClass(t, s, "k", per, size)

@@ -210,6 +210,8 @@ func serverFlags(defMem int) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "gocached", Usage: "gocached binary (default: go build ./cmd/gocached from --src into a temporary directory)"},
 		&cli.StringFlag{Name: "memcached", Value: "memcached", Usage: "memcached binary (looked up in PATH)"},
+		&cli.StringSliceFlag{Name: "gocached-args", Usage: "extra gocached arguments, e.g. --gocached-args=-o,eviction=s3fifo (comma-separated; repeatable)"},
+		&cli.StringSliceFlag{Name: "memcached-args", Usage: "extra memcached arguments (comma-separated; repeatable)"},
 		&cli.StringFlag{Name: "src", Value: ".", Usage: "a directory inside gocached's source tree (for the build)"},
 		&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: defMem, Usage: "server memory limit in MB (-m), the same for both"},
 		&cli.IntFlag{Name: "server-cpu", Value: 0, Usage: "CPU both servers are pinned to (-1: none)"},
@@ -252,8 +254,8 @@ func servers(c *cli.Context, env *bench.Env) (specs []bench.ServerSpec, failed m
 		mbin = c.String("memcached")
 	}
 	specs = []bench.ServerSpec{
-		{Name: "gocached", Bin: gbin, MemMB: c.Int("memory"), CPU: cpu},
-		{Name: "memcached", Bin: mbin, MemMB: c.Int("memory"), CPU: cpu},
+		{Name: "gocached", Bin: gbin, MemMB: c.Int("memory"), CPU: cpu, Extra: c.StringSlice("gocached-args")},
+		{Name: "memcached", Bin: mbin, MemMB: c.Int("memory"), CPU: cpu, Extra: c.StringSlice("memcached-args")},
 	}
 	for _, s := range specs {
 		env.Bins[s.Name] = s.Bin

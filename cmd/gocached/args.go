@@ -313,6 +313,20 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 				cfg.Store.NoLRUCrawler = true
 			case "lru_crawler":
 				cfg.Store.NoLRUCrawler = false
+			case "eviction":
+				cfg.Store.Eviction = it.value
+			case "lru_maintainer":
+				cfg.Store.NoLRUMaintainer = false
+			case "no_lru_maintainer":
+				cfg.Store.NoLRUMaintainer = true
+			case "hot_lru_pct":
+				cfg.Store.HotLRUPct, _ = strconv.Atoi(it.value)
+			case "warm_lru_pct":
+				cfg.Store.WarmLRUPct, _ = strconv.Atoi(it.value)
+			case "hot_max_factor":
+				cfg.Store.HotMaxFactor, _ = strconv.ParseFloat(it.value, 64)
+			case "warm_max_factor":
+				cfg.Store.WarmMaxFactor, _ = strconv.ParseFloat(it.value, 64)
 			case "lru_crawler_sleep":
 				cfg.Store.CrawlerSleep, _ = strconv.Atoi(it.value)
 			case "lru_crawler_tocrawl":

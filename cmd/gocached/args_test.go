@@ -328,7 +328,7 @@ func TestExtended(t *testing.T) {
 		"ext_item_size": "512", "ext_item_age": "10", "ext_low_ttl": "0", "ext_recache_rate": "2000",
 		"ext_compact_under": "10", "ext_drop_under": "10", "ext_max_sleep": "1000000", "ext_max_frag": "0.8",
 		"ext_drop_unread": "", "slab_automove_freeratio": "0.01",
-		"metrics_listen": "127.0.0.1:9150", // gocached's own
+		"metrics_listen": "127.0.0.1:9150", "eviction": "s3fifo", // gocached's own
 	}
 	if len(all) != len(suboptions) {
 		t.Errorf("test covers %d suboptions, table has %d", len(all), len(suboptions))

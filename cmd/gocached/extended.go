@@ -33,6 +33,13 @@ var implementedSubopts = map[string]bool{
 	"lru_crawler_tocrawl": true, // Store.CrawlerToCrawl
 	"slab_reassign":       true, // always on: pages move between classes
 	"metrics_listen":      true, // gocached's own: Prometheus /metrics (metrics.go)
+	"eviction":            true,
+	"lru_maintainer":      true,
+	"no_lru_maintainer":   true,
+	"hot_lru_pct":         true,
+	"warm_lru_pct":        true,
+	"hot_max_factor":      true,
+	"warm_max_factor":     true,
 }
 
 func missingArg(name string) string { return "Missing " + name + " argument" }
@@ -155,6 +162,7 @@ var suboptions = map[string]subopt{
 	// gocached's own: serve Prometheus metrics on host:port (":9150" for
 	// every interface).
 	"metrics_listen": valued("metrics_listen", checkHostPort),
+	"eviction":       valued("eviction", checkOneOf("eviction must be lru or s3fifo", "lru", "s3fifo")),
 
 	"ssl_chain_cert":    valued("ssl_chain_cert", nil),
 	"ssl_key":           valued("ssl_key", nil),

@@ -130,6 +130,16 @@ const usageText = `-p, --port=<num>          TCP port to listen on (default: 112
 
 gocached accepts every memcached 1.6.18 option; those it does not implement
 are logged at warn level (-v) as "option accepted, not implemented".
+
+gocached's own -o suboptions:
+   - metrics_listen:      host:port for Prometheus metrics at /metrics, named
+                          as memcached_exporter names them (default: off)
+   - eviction:            lru or s3fifo (default: lru)
+
+Subcommands (instead of the flags above):
+   gocached cluster up N [--base-port P] [flags]   N local nodes, until Ctrl-C
+   gocached healthcheck [--addr host:port]         exit 0 if "version" answers
+   gocached stats --servers a,b,c [group]          per-node and total stats
 `
 
 const licenseText = `gocached, a memcached-compatible cache daemon written in Go.

@@ -2,6 +2,8 @@ package difftest
 
 import (
 	"bufio"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gocached/gocached/protocol"
 )
 
 // A testCase is one request script of the corpus.
@@ -17,6 +21,7 @@ type testCase struct {
 	file   string // file:line of its "case:" line
 	flags  []string
 	masks  []masker
+	bmasks []binMask // masks of decoded binary replies
 	steps  []step
 	skipGo string // reason not to compare against gocached yet
 }
@@ -37,6 +42,9 @@ type step struct {
 	sleep time.Duration
 	conn  int
 	line  int
+	// binary: text is a list of binary requests (bsend, bpart, bclose),
+	// encoded by encodeBinary once its macros are expanded
+	binary bool
 }
 
 // defaultFlags are the memcached flags of a case without "flags:".
@@ -142,6 +150,15 @@ func parseFile(path string) ([]*testCase, error) {
 				names[n] = true
 			}
 			cur.masks = append(cur.masks, statsMask(names, key == "mask-stats-except"))
+			cur.bmasks = append(cur.bmasks, binStatsMask(names, key == "mask-stats-except"))
+		case "bmask":
+			for _, f := range strings.Fields(val) {
+				m, ok := binMaskNames[f]
+				if !ok {
+					return nil, fmt.Errorf("%s: unknown bmask %q", where, f)
+				}
+				cur.bmasks = append(cur.bmasks, m)
+			}
 		case "skip-gocached":
 			cur.skipGo = val
 		case "send", "part", "close":
@@ -151,6 +168,14 @@ func parseFile(path string) ([]*testCase, error) {
 			}
 			kind := map[string]stepKind{"send": stepSend, "part": stepPart, "close": stepClose}[key]
 			cur.steps = append(cur.steps, step{kind: kind, text: text, line: n})
+		case "bsend", "bpart", "bclose":
+			// Encoded once now to report mistakes at load time; sent
+			// encoded again, with the macros of the moment.
+			if _, err := encodeBinary(expand(val, time.Now())); err != nil {
+				return nil, fmt.Errorf("%s: %v", where, err)
+			}
+			kind := map[string]stepKind{"bsend": stepSend, "bpart": stepPart, "bclose": stepClose}[key]
+			cur.steps = append(cur.steps, step{kind: kind, text: val, line: n, binary: true})
 		case "sleep":
 			d, err := time.ParseDuration(val)
 			if err != nil {
@@ -304,5 +329,249 @@ func regexpMask(re *regexp.Regexp) masker {
 			}
 		}
 		return append(out, b[last:]...)
+	}
+}
+
+// Binary requests (bsend, bpart, bclose): one or more requests separated by
+// a lone ";", each an opcode name followed by NAME=VALUE fields; see
+// testdata/README.txt.
+
+// binOps names the opcodes of the binary protocol.
+var binOps = map[string]uint8{
+	"get": protocol.OpGet, "set": protocol.OpSet, "add": protocol.OpAdd,
+	"replace": protocol.OpReplace, "delete": protocol.OpDelete,
+	"incr": protocol.OpIncrement, "decr": protocol.OpDecrement,
+	"quit": protocol.OpQuit, "flush": protocol.OpFlush, "getq": protocol.OpGetQ,
+	"noop": protocol.OpNoop, "version": protocol.OpVersion, "getk": protocol.OpGetK,
+	"getkq": protocol.OpGetKQ, "append": protocol.OpAppend, "prepend": protocol.OpPrepend,
+	"stat": protocol.OpStat, "setq": protocol.OpSetQ, "addq": protocol.OpAddQ,
+	"replaceq": protocol.OpReplaceQ, "deleteq": protocol.OpDeleteQ,
+	"incrq": protocol.OpIncrementQ, "decrq": protocol.OpDecrementQ,
+	"quitq": protocol.OpQuitQ, "flushq": protocol.OpFlushQ, "appendq": protocol.OpAppendQ,
+	"prependq": protocol.OpPrependQ, "verbosity": protocol.OpVerbosity,
+	"touch": protocol.OpTouch, "gat": protocol.OpGAT, "gatq": protocol.OpGATQ,
+	"sasl_list_mechs": protocol.OpSASLListMechs, "sasl_auth": protocol.OpSASLAuth,
+	"sasl_step": protocol.OpSASLStep, "gatk": protocol.OpGATK, "gatkq": protocol.OpGATKQ,
+}
+
+// binOpName is the name of an opcode in binOps, or its hex value.
+func binOpName(op uint8) string {
+	for n, o := range binOps {
+		if o == op {
+			return n
+		}
+	}
+	return fmt.Sprintf("0x%02x", op)
+}
+
+// binFields are the fields a binary request may set; the number fields
+// take decimal or 0x hex.
+var binFields = map[string]bool{
+	"key": true, "value": true, "extras": true, // BYTES, BYTES, hex
+	"flags": true, "exptime": true, "delta": true, "initial": true, "level": true,
+	"cas": true, "opaque": true,
+	"magic": true, "keylen": true, "extlen": true, "bodylen": true,
+	"datatype": true, "vbucket": true, "cut": true, "skip": true,
+	"data": true, // BYTES of a raw pseudo-request
+}
+
+// encodeBinary encodes the binary requests of a step (macros expanded).
+func encodeBinary(spec string) ([]byte, error) {
+	var out []byte
+	var group []string
+	nreq := 0
+	flush := func() error {
+		if len(group) == 0 {
+			return fmt.Errorf("empty binary request (two ';' in a row?)")
+		}
+		nreq++
+		b, err := encodeBinRequest(group, nreq)
+		out = append(out, b...)
+		group = group[:0]
+		return err
+	}
+	for _, tok := range strings.Fields(spec) {
+		if tok == ";" {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		group = append(group, tok)
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// encodeBinRequest encodes one request; n is its position in its step,
+// its default opaque.
+func encodeBinRequest(toks []string, n int) ([]byte, error) {
+	opName := toks[0]
+	fields := map[string]string{}
+	for _, t := range toks[1:] {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || !binFields[k] {
+			return nil, fmt.Errorf("%s: want NAME=VALUE with a known NAME, got %q", opName, t)
+		}
+		if _, dup := fields[k]; dup {
+			return nil, fmt.Errorf("%s: %s given twice", opName, k)
+		}
+		fields[k] = v
+	}
+	num := func(name string, def uint64, bits int) (uint64, error) {
+		v, ok := fields[name]
+		if !ok {
+			return def, nil
+		}
+		x, err := strconv.ParseUint(v, 0, bits)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %s: %v", opName, name, err)
+		}
+		return x, nil
+	}
+	bytesField := func(name string) ([]byte, error) {
+		s, err := unescape(fields[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", opName, name, err)
+		}
+		return []byte(s), nil
+	}
+	if opName == "raw" {
+		for k := range fields {
+			if k != "data" {
+				return nil, fmt.Errorf("raw takes only data=")
+			}
+		}
+		return bytesField("data")
+	}
+	var op uint8
+	if o, ok := binOps[opName]; ok {
+		op = o
+	} else if v, err := strconv.ParseUint(opName, 0, 8); err == nil && strings.HasPrefix(opName, "0x") {
+		op = uint8(v)
+	} else {
+		return nil, fmt.Errorf("unknown binary opcode %q", opName)
+	}
+	key, err := bytesField("key")
+	if err != nil {
+		return nil, err
+	}
+	value, err := bytesField("value")
+	if err != nil {
+		return nil, err
+	}
+	// The numbers of the default extras.
+	var nums [6]uint64
+	for i, f := range []struct {
+		name string
+		def  uint64
+		bits int
+	}{{"flags", 0, 32}, {"exptime", 0, 32}, {"delta", 1, 64}, {"initial", 0, 64}, {"level", 0, 32}, {"cas", 0, 64}} {
+		if nums[i], err = num(f.name, f.def, f.bits); err != nil {
+			return nil, err
+		}
+	}
+	flags, exptime, delta, initial, level, cas := nums[0], nums[1], nums[2], nums[3], nums[4], nums[5]
+	var extras []byte
+	if hexs, ok := fields["extras"]; ok {
+		if extras, err = hex.DecodeString(hexs); err != nil {
+			return nil, fmt.Errorf("%s: extras: %v", opName, err)
+		}
+	} else {
+		switch op {
+		case protocol.OpSet, protocol.OpSetQ, protocol.OpAdd, protocol.OpAddQ, protocol.OpReplace, protocol.OpReplaceQ:
+			extras = binary.BigEndian.AppendUint32(extras, uint32(flags))
+			extras = binary.BigEndian.AppendUint32(extras, uint32(exptime))
+		case protocol.OpIncrement, protocol.OpIncrementQ, protocol.OpDecrement, protocol.OpDecrementQ:
+			extras = binary.BigEndian.AppendUint64(extras, delta)
+			extras = binary.BigEndian.AppendUint64(extras, initial)
+			extras = binary.BigEndian.AppendUint32(extras, uint32(exptime))
+		case protocol.OpTouch, protocol.OpGAT, protocol.OpGATQ, protocol.OpGATK, protocol.OpGATKQ:
+			extras = binary.BigEndian.AppendUint32(extras, uint32(exptime))
+		case protocol.OpFlush, protocol.OpFlushQ:
+			if _, ok := fields["exptime"]; ok {
+				extras = binary.BigEndian.AppendUint32(extras, uint32(exptime))
+			}
+		case protocol.OpVerbosity:
+			extras = binary.BigEndian.AppendUint32(extras, uint32(level))
+		}
+	}
+	opaque, err := num("opaque", uint64(n), 32)
+	if err != nil {
+		return nil, err
+	}
+	b := protocol.AppendBinRequest(nil, op, uint32(opaque), cas, extras, key, value)
+	// Header overrides, for malformed requests.
+	for _, o := range []struct {
+		name       string
+		off, width int
+	}{{"magic", 0, 1}, {"keylen", 2, 2}, {"extlen", 4, 1}, {"datatype", 5, 1}, {"vbucket", 6, 2}, {"bodylen", 8, 4}} {
+		if _, ok := fields[o.name]; !ok {
+			continue
+		}
+		v, err := num(o.name, 0, o.width*8)
+		if err != nil {
+			return nil, err
+		}
+		for i := o.width - 1; i >= 0; i-- {
+			b[o.off+i] = byte(v)
+			v >>= 8
+		}
+	}
+	skip, err := num("skip", 0, 31)
+	if err != nil {
+		return nil, err
+	}
+	cut, err := num("cut", uint64(len(b)), 31)
+	if err != nil {
+		return nil, err
+	}
+	if skip > cut || cut > uint64(len(b)) {
+		return nil, fmt.Errorf("%s: skip=%d cut=%d of a %d-byte request", opName, skip, cut, len(b))
+	}
+	return b[skip:cut], nil
+}
+
+// A binPacket is one decoded binary reply (or request, for display).
+type binPacket struct {
+	hdr                 protocol.BinHeader
+	extras, key, value  []byte
+	maskCAS, maskOpaque bool
+	maskValue           bool // the value and the body length are shown as #
+	brief               bool // a long value is shown cut (requests only)
+}
+
+// A binMask hides fields of a decoded binary reply.
+type binMask func(*binPacket)
+
+// binMaskNames are the masks "bmask:" names.
+var binMaskNames = map[string]binMask{
+	"cas":    func(p *binPacket) { p.maskCAS = true },
+	"opaque": func(p *binPacket) { p.maskOpaque = true },
+	// the version string of a version reply
+	"version": func(p *binPacket) {
+		if p.hdr.Opcode == protocol.OpVersion && p.hdr.VBucket == 0 {
+			p.maskValue = true
+		}
+	},
+	// every stat value; stat names and their order stay compared
+	"stats": binStatsMask(nil, true),
+}
+
+// binStatsMask is statsMask for binary stat replies: the value (and body
+// length) of the stat packets named in names, or with except of the
+// others.
+func binStatsMask(names map[string]bool, except bool) binMask {
+	return func(p *binPacket) {
+		if p.hdr.Opcode != protocol.OpStat || p.hdr.VBucket != 0 || len(p.key) == 0 {
+			return
+		}
+		name := string(p.key)
+		short := name[strings.LastIndexByte(name, ':')+1:]
+		if (names[name] || names[short]) != except {
+			p.maskValue = true
+		}
 	}
 }

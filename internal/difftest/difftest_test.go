@@ -14,6 +14,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 
 	"github.com/gocached/gocached/internal/testutil"
+	"github.com/gocached/gocached/protocol"
 	"github.com/gocached/gocached/server"
 )
 
@@ -22,8 +23,16 @@ const (
 	// step's replies (memcached 1.6 answers the meta no-op with MN).
 	sentinel      = "mn\r\n"
 	sentinelReply = "MN\r\n"
+	// binSentinelOpaque marks the binary sentinel: a noop that follows
+	// every "bsend" step, whose reply ends the step's replies.
+	binSentinelOpaque = 0x5e9714e1
 	// stepTimeout bounds the wait for one step's replies.
 	stepTimeout = 3 * time.Second
+)
+
+var (
+	binSentinel      = protocol.AppendBinRequest(nil, protocol.OpNoop, binSentinelOpaque, 0, nil, nil, nil)
+	binSentinelReply = protocol.AppendBinHeader(nil, protocol.OpNoop, protocol.StatusOK, 0, 0, 0, binSentinelOpaque, 0)
 )
 
 // Environment switches.
@@ -103,6 +112,16 @@ func (s *side) do(n int, st step, req []byte) []byte {
 	if err != nil {
 		return []byte(fmt.Sprintf("<dial: %v>", err))
 	}
+	sentReply := []byte(sentinelReply)
+	if st.binary {
+		// One write of the requests and the sentinel, so that the server
+		// reads them at once whatever the timing: memcached's replies to
+		// pipelined binary requests depend on how it reads them.
+		sentReply = binSentinelReply
+		if st.kind == stepSend {
+			req = append(req[:len(req):len(req)], binSentinel...)
+		}
+	}
 	if _, err := c.Write(req); err != nil {
 		s.closed[n] = true
 		return []byte("<EOF>")
@@ -110,7 +129,7 @@ func (s *side) do(n int, st step, req []byte) []byte {
 	if st.kind == stepPart {
 		return nil
 	}
-	if st.kind == stepSend {
+	if st.kind == stepSend && !st.binary {
 		if _, err := c.Write([]byte(sentinel)); err != nil {
 			s.closed[n] = true
 			return []byte("<EOF>")
@@ -122,8 +141,8 @@ func (s *side) do(n int, st step, req []byte) []byte {
 	for {
 		k, err := c.Read(tmp)
 		buf = append(buf, tmp[:k]...)
-		if st.kind == stepSend && bytes.HasSuffix(buf, []byte(sentinelReply)) {
-			return buf[:len(buf)-len(sentinelReply)]
+		if st.kind == stepSend && bytes.HasSuffix(buf, sentReply) {
+			return buf[:len(buf)-len(sentReply)]
 		}
 		if err != nil {
 			var ne net.Error
@@ -157,22 +176,34 @@ func runCase(t *testing.T, c *testCase, names, addrs [2]string) {
 			continue
 		}
 		req := []byte(expand(st.text, time.Now()))
+		if st.binary {
+			var err error
+			if req, err = encodeBinary(string(req)); err != nil {
+				t.Fatalf("%s:%d: %v", c.file, st.line, err)
+			}
+		}
 		var got [2][]byte
 		for i, s := range sides {
-			got[i] = applyMasks(c.masks, s.do(cur, st, req))
+			reply := s.do(cur, st, req)
+			if st.binary {
+				// Compared in their decoded form, which shows every byte
+				// but the masked fields.
+				reply = decodeBinary(reply, c.bmasks)
+			}
+			got[i] = applyMasks(c.masks, reply)
 		}
 		where := fmt.Sprintf("%s (step at line %d, conn %d)", c.file, st.line, cur)
 		if verbose {
-			t.Logf("%s\nrequest:\n%s\n%s:\n%s\n%s:\n%s", where, indent(render(req)),
-				names[0], indent(render(got[0])), names[1], indent(render(got[1])))
+			t.Logf("%s\nrequest:\n%s\n%s:\n%s\n%s:\n%s", where, indent(show(req, st.binary, true)),
+				names[0], indent(show(got[0], st.binary, false)), names[1], indent(show(got[1], st.binary, false)))
 		}
 		if bytes.HasSuffix(got[0], []byte("<TIMEOUT>")) {
 			t.Fatalf("%s: memcached neither answered nor closed within %v: the case eats its sentinel (use part: or close:)\nrequest:\n%s",
-				where, stepTimeout, indent(render(req)))
+				where, stepTimeout, indent(show(req, st.binary, true)))
 		}
 		if !bytes.Equal(got[0], got[1]) {
 			t.Fatalf("%s: replies differ (masked), first at byte %d\nrequest:\n%s\n%s",
-				where, firstDiff(got[0], got[1]), indent(render(req)), diff(names, got))
+				where, firstDiff(got[0], got[1]), indent(show(req, st.binary, true)), diff(names, got, st.binary))
 		}
 	}
 }
@@ -188,10 +219,10 @@ func firstDiff(a, b []byte) int {
 }
 
 // diff is a unified diff of the two replies, one protocol line a line.
-func diff(names [2]string, got [2][]byte) string {
+func diff(names [2]string, got [2][]byte, binary bool) string {
 	ud := difflib.UnifiedDiff{
-		A:        difflib.SplitLines(render(got[0])),
-		B:        difflib.SplitLines(render(got[1])),
+		A:        difflib.SplitLines(show(got[0], binary, false)),
+		B:        difflib.SplitLines(show(got[1], binary, false)),
 		FromFile: names[0],
 		ToFile:   names[1],
 		Context:  3,
@@ -242,6 +273,160 @@ func render(b []byte) string {
 		out.WriteByte('\n')
 	}
 	return out.String()
+}
+
+// show is render for text steps; a binary step's replies are already
+// decoded (decodeBinary) and its request is decoded here.
+func show(b []byte, binary, request bool) string {
+	switch {
+	case !binary:
+		return render(b)
+	case request:
+		return string(decodeBinary(b, []binMask{briefValue}))
+	}
+	return string(b)
+}
+
+// briefValue shows only the start of a long value (of a request).
+func briefValue(p *binPacket) { p.brief = true }
+
+// Markers that do appends to a reply.
+var replyMarkers = []string{"<EOF>", "<TIMEOUT>", "<connection already closed>"}
+
+// decodeBinary shows binary packets readably and losslessly, apart from
+// what bmasks hide: each packet as a header line with every header field,
+// then its extras in hex, its key and its value escaped (values in lines
+// of 64 bytes). Bytes that do not form a packet are shown escaped; a
+// marker of do (<EOF>...) ends the text as it ends the reply.
+func decodeBinary(b []byte, bmasks []binMask) []byte {
+	marker := ""
+	if len(b) > 0 && b[len(b)-1] == '>' {
+		for _, m := range replyMarkers {
+			if bytes.HasSuffix(b, []byte(m)) {
+				b, marker = b[:len(b)-len(m)], m
+				break
+			}
+		}
+	}
+	if bytes.HasPrefix(b, []byte("<dial: ")) {
+		return b
+	}
+	var out strings.Builder
+	if len(b) == 0 {
+		out.WriteString("(nothing)\n")
+	}
+	for len(b) > 0 {
+		var p binPacket
+		magic := b[0]
+		if !protocol.ParseBinHeader(b, &p.hdr) || (magic != protocol.BinRequestMagic && magic != protocol.BinResponseMagic) ||
+			len(b)-protocol.BinHeaderLen < int(p.hdr.BodyLen) || int(p.hdr.ExtLen)+int(p.hdr.KeyLen) > int(p.hdr.BodyLen) {
+			out.WriteString("bytes ")
+			writeQuoted(&out, b)
+			out.WriteByte('\n')
+			break
+		}
+		body := b[protocol.BinHeaderLen : protocol.BinHeaderLen+int(p.hdr.BodyLen)]
+		b = b[protocol.BinHeaderLen+len(body):]
+		p.extras = body[:p.hdr.ExtLen]
+		p.key = body[p.hdr.ExtLen : int(p.hdr.ExtLen)+int(p.hdr.KeyLen)]
+		p.value = body[int(p.hdr.ExtLen)+int(p.hdr.KeyLen):]
+		for _, m := range bmasks {
+			m(&p)
+		}
+		p.write(&out)
+	}
+	out.WriteString(marker)
+	return []byte(out.String())
+}
+
+// binStatusNames are memcached's names of the reply statuses.
+var binStatusNames = map[uint16]string{
+	0x00: "OK", 0x01: "KEY_ENOENT", 0x02: "KEY_EEXISTS", 0x03: "E2BIG", 0x04: "EINVAL",
+	0x05: "NOT_STORED", 0x06: "DELTA_BADVAL", 0x07: "NOT_MY_VBUCKET",
+	0x20: "AUTH_ERROR", 0x21: "AUTH_CONTINUE", 0x81: "UNKNOWN_COMMAND",
+	0x82: "ENOMEM", 0x83: "NOT_SUPPORTED", 0x84: "EINTERNAL", 0x85: "EBUSY",
+	0x86: "ETMPFAIL",
+}
+
+func (p *binPacket) write(out *strings.Builder) {
+	h := &p.hdr
+	if h.Magic == protocol.BinRequestMagic {
+		fmt.Fprintf(out, "request %s vbucket=%d", binOpName(h.Opcode), h.VBucket)
+	} else {
+		name := binStatusNames[h.VBucket]
+		if name == "" {
+			name = "?"
+		}
+		fmt.Fprintf(out, "reply %s status=0x%04x(%s)", binOpName(h.Opcode), h.VBucket, name)
+	}
+	fmt.Fprintf(out, " keylen=%d extlen=%d datatype=0x%02x", h.KeyLen, h.ExtLen, h.DataType)
+	if p.maskValue {
+		out.WriteString(" bodylen=#")
+	} else {
+		fmt.Fprintf(out, " bodylen=%d", h.BodyLen)
+	}
+	if p.maskOpaque {
+		out.WriteString(" opaque=#")
+	} else {
+		fmt.Fprintf(out, " opaque=0x%08x", h.Opaque)
+	}
+	if p.maskCAS {
+		out.WriteString(" cas=#\n")
+	} else {
+		fmt.Fprintf(out, " cas=%d\n", h.CAS)
+	}
+	if len(p.extras) > 0 {
+		fmt.Fprintf(out, "  extras %x\n", p.extras)
+	}
+	if len(p.key) > 0 {
+		out.WriteString("  key ")
+		writeQuoted(out, p.key)
+		out.WriteByte('\n')
+	}
+	switch {
+	case p.maskValue:
+		out.WriteString("  value #\n")
+	case p.brief && len(p.value) > 64:
+		out.WriteString("  value ")
+		writeQuoted(out, p.value[:64])
+		fmt.Fprintf(out, "...(%d bytes)\n", len(p.value))
+	case len(p.value) > 0:
+		const chunk = 64
+		for off := 0; off < len(p.value); off += chunk {
+			v := p.value[off:min(off+chunk, len(p.value))]
+			if off == 0 {
+				out.WriteString("  value ")
+			} else {
+				fmt.Fprintf(out, "  value@%d ", off)
+			}
+			writeQuoted(out, v)
+			out.WriteByte('\n')
+		}
+	}
+}
+
+// writeQuoted writes b in double quotes, with \r, \n, \t, \\, \" and
+// other control or non-ASCII bytes escaped.
+func writeQuoted(out *strings.Builder, b []byte) {
+	out.WriteByte('"')
+	for _, ch := range b {
+		switch {
+		case ch == '\r':
+			out.WriteString(`\r`)
+		case ch == '\n':
+			out.WriteString(`\n`)
+		case ch == '\t':
+			out.WriteString(`\t`)
+		case ch == '\\' || ch == '"':
+			out.WriteByte('\\')
+			out.WriteByte(ch)
+		case ch < 0x20 || ch >= 0x7f:
+			fmt.Fprintf(out, `\x%02x`, ch)
+		default:
+			out.WriteByte(ch)
+		}
+	}
+	out.WriteByte('"')
 }
 
 func indent(s string) string {

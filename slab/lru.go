@@ -1,0 +1,617 @@
+package slab
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"sync/atomic"
+)
+
+// Eviction policies. Each class keeps three LRU lists (HOT, WARM, COLD);
+// every item is in one of them (its segment bits) and a 2-bit hit counter
+// in its header records reads. Reads take only the item's stripe lock:
+// they set the counter (and, at most once per 60 s, the access time, an
+// atomic field); the lists change only under the class lock, on stores,
+// evictions and page moves, and then only for items whose stripe lock the
+// class side holds or TryLocks, as memcached does with its item locks.
+//
+// Segmented LRU (the default, memcached's -o lru_segmented): new items go
+// to HOT. A read marks an item fetched, a second read marks it ACTIVE (hit
+// counter 1) and refreshes its access time. Each store rebalances: while
+// HOT holds more than hot_lru_pct of the class's items (or its tail has
+// been idle longer than hot_max_factor times the COLD tail's age) the HOT
+// tail moves to WARM if active, else to COLD; while WARM holds more than
+// warm_lru_pct (or idles past warm_max_factor) its tail moves back to the
+// WARM head if active, else to COLD. Eviction takes the COLD tail; an
+// active COLD tail moves to WARM instead (memcached moves it on the read,
+// through its LRU maintainer thread; here it happens when the item reaches
+// the tail, which protects it at least as long).
+//
+// Flat LRU (-o no_lru_maintainer, "lru mode flat"): COLD only; a read moves
+// the item to the head at most once per 60 s.
+//
+// S3-FIFO (-o eviction=s3fifo; Yang et al., SOSP'23): HOT is the small
+// FIFO (10% of the class's items), COLD the main FIFO; the hit counter is
+// the 2-bit frequency. A new item enters the small FIFO, or the main one
+// when its key hash is in the ghost queue (recently evicted from the small
+// FIFO). Eviction from the small FIFO moves a read item to the main FIFO
+// (with its count) and evicts an unread one, remembering its hash in the ghost; eviction
+// from the main FIFO reinserts a read item with its count decremented and
+// evicts an unread one.
+
+// LRU lists of a class.
+const (
+	segHot  = 0
+	segWarm = 1
+	segCold = 2
+	nSegs   = 3
+	segTemp = 3 // hits_to_temp (never used: no temp LRU)
+)
+
+// Policies (Store.policy).
+const (
+	policyFlat = iota
+	policySegmented
+	policyS3FIFO
+)
+
+// Eviction policy names (Config.Eviction).
+const (
+	EvictionLRU    = "lru"
+	EvictionS3FIFO = "s3fifo"
+)
+
+// memcached's defaults for the segmented LRU.
+const (
+	defaultHotPct     = 20
+	defaultWarmPct    = 40
+	defaultHotFactor  = 0.2
+	defaultWarmFactor = 2.0
+
+	s3SmallPct = 10 // S3-FIFO small FIFO share of a class's items
+
+	hitShards = 16
+)
+
+// lruList is one LRU list of a class, guarded by the class lock.
+type lruList struct {
+	head, tail uint32
+	n          int
+}
+
+// hitShard is one cache line of get-hit counters per LRU list.
+type hitShard struct {
+	n [nSegs + 1]atomic.Uint64
+	_ [64 - 8*(nSegs+1)]byte
+}
+
+// lruTune holds the segmented LRU's limits ("lru tune").
+type lruTune struct {
+	hotPct, warmPct       int
+	hotFactor, warmFactor float64
+}
+
+// initLRU validates cfg's LRU settings and applies them to s.
+func (s *Store) initLRU(cfg *Config) error {
+	t := lruTune{hotPct: cfg.HotLRUPct, warmPct: cfg.WarmLRUPct,
+		hotFactor: cfg.HotMaxFactor, warmFactor: cfg.WarmMaxFactor}
+	if t.hotPct == 0 {
+		t.hotPct = defaultHotPct
+	}
+	if t.warmPct == 0 {
+		t.warmPct = defaultWarmPct
+	}
+	if t.hotFactor == 0 {
+		t.hotFactor = defaultHotFactor
+	}
+	if t.warmFactor == 0 {
+		t.warmFactor = defaultWarmFactor
+	}
+	if err := s.SetLRUTune(t.hotPct, t.warmPct, t.hotFactor, t.warmFactor); err != nil {
+		return err
+	}
+	switch cfg.Eviction {
+	case "", EvictionLRU:
+		cfg.Eviction = EvictionLRU
+		if cfg.NoLRUMaintainer {
+			s.policy.Store(policyFlat)
+		} else {
+			s.policy.Store(policySegmented)
+		}
+	case EvictionS3FIFO:
+		s.policy.Store(policyS3FIFO)
+		s.s3 = true
+		s.ghost.init(cfg.MemoryLimit)
+	default:
+		return fmt.Errorf("slab: unknown eviction policy %q (lru or s3fifo)", cfg.Eviction)
+	}
+	return nil
+}
+
+// SetLRUTune sets the segmented LRU's limits, as memcached's "lru tune":
+// the percentages of a class's items HOT and WARM may hold (together at
+// most 80) and the idle-age factors (relative to the COLD tail's age)
+// past which HOT and WARM items drop to COLD.
+func (s *Store) SetLRUTune(hotPct, warmPct int, hotFactor, warmFactor float64) error {
+	switch {
+	case hotPct < 1 || warmPct < 1 || hotPct > 80 || warmPct > 80:
+		return errors.New("slab: hot_lru_pct and warm_lru_pct must be between 1 and 80")
+	case hotPct+warmPct > 80:
+		return errors.New("slab: hot_lru_pct + warm_lru_pct must not exceed 80")
+	case !(hotFactor > 0) || !(warmFactor > 0) || math.IsInf(hotFactor, 0) || math.IsInf(warmFactor, 0):
+		return errors.New("slab: hot_max_factor and warm_max_factor must be greater than 0")
+	}
+	s.tune.Store(&lruTune{hotPct: hotPct, warmPct: warmPct, hotFactor: hotFactor, warmFactor: warmFactor})
+	return nil
+}
+
+// LRUTune returns hot_lru_pct, warm_lru_pct, hot_max_factor and
+// warm_max_factor.
+func (s *Store) LRUTune() (hotPct, warmPct int, hotFactor, warmFactor float64) {
+	t := s.tune.Load()
+	return t.hotPct, t.warmPct, t.hotFactor, t.warmFactor
+}
+
+// SetLRUSegmented switches the LRU between segmented (memcached's "lru
+// mode segmented") and flat ("lru mode flat"). It has no effect, and
+// returns false, under S3-FIFO. Items keep their lists; a flat LRU evicts
+// from COLD and refills COLD from the other lists when it runs dry.
+func (s *Store) SetLRUSegmented(on bool) bool {
+	if s.s3 {
+		return false
+	}
+	if on {
+		s.policy.Store(policySegmented)
+	} else {
+		s.policy.Store(policyFlat)
+	}
+	return true
+}
+
+// LRUSegmented reports whether the segmented LRU is in use.
+func (s *Store) LRUSegmented() bool { return s.policy.Load() == policySegmented }
+
+// Eviction returns the eviction policy (EvictionLRU or EvictionS3FIFO).
+func (s *Store) Eviction() string { return s.cfg.Eviction }
+
+// listPush puts h at the head of list seg of c. c.mu and h's stripe lock
+// held.
+func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
+	l := &c.lru[seg]
+	setSeg(b, seg)
+	setLRUPrev(b, 0)
+	setLRUNext(b, l.head)
+	if l.head != 0 {
+		setLRUPrev(s.chunk(l.head), h)
+	} else {
+		l.tail = h
+	}
+	l.head = h
+	l.n++
+	if s.s3 {
+		s.ghost.items.Add(1)
+	}
+}
+
+// listRemove takes h out of its list. c.mu and h's stripe lock held. A
+// walker's cursor on h moves on to h's neighbour.
+func (s *Store) listRemove(c *class, h uint32, b []byte) {
+	seg := itemSeg(b)
+	l := &c.lru[seg]
+	p, n := lruPrev(b), lruNext(b)
+	if c.cursor == h {
+		if c.cursorUp {
+			c.cursor = p
+		} else {
+			c.cursor = n
+		}
+	}
+	if p != 0 {
+		setLRUNext(s.chunk(p), n)
+	} else {
+		l.head = n
+	}
+	if n != 0 {
+		setLRUPrev(s.chunk(n), p)
+	} else {
+		l.tail = p
+	}
+	l.n--
+	if s.s3 {
+		s.ghost.items.Add(-1)
+	}
+}
+
+// moveTo moves h to the head of list seg. c.mu and h's stripe lock held.
+func (s *Store) moveTo(c *class, h uint32, b []byte, seg int) {
+	s.listRemove(c, h, b)
+	s.listPush(c, seg, h, b)
+}
+
+// linkSeg returns the list of c a new item enters. c.mu held.
+func (s *Store) linkSeg(c *class, tag uint32) int {
+	switch s.policy.Load() {
+	case policySegmented:
+		return segHot
+	case policyS3FIFO:
+		// Main on a ghost hit, and (as libCacheSim's S3FIFO) while the
+		// class has never evicted and its small FIFO holds its share.
+		if s.ghost.take(tag) || c.evicted == 0 && c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct {
+			return segCold
+		}
+		return segHot
+	}
+	return segCold
+}
+
+// noteHit records a get hit on b (hits_to_hot/warm/cold). b's stripe lock
+// held.
+func (s *Store) noteHit(si int, h uint32, b []byte) {
+	c := s.classOf(h)
+	c.hits[si&(hitShards-1)].n[itemSeg(b)].Add(1)
+}
+
+// tailAge returns the idle seconds of the tail of list seg, 0 when empty.
+// c.mu held.
+func (s *Store) tailAge(c *class, seg int, now uint32) int64 {
+	if t := c.lru[seg].tail; t != 0 {
+		return max(0, int64(now)-int64(itemAtime(s.chunk(t))))
+	}
+	return 0
+}
+
+// oldestAge returns the largest idle time among c's list tails (the age
+// the page mover compares). c.mu held.
+func (s *Store) oldestAge(c *class, now uint32) int64 {
+	var a int64
+	for seg := range nSegs {
+		a = max(a, s.tailAge(c, seg, now))
+	}
+	return a
+}
+
+// lockItem locks the stripe of the item b for the class side, which holds
+// c.mu: held (the stripe the caller already holds) is used as is, any
+// other is TryLocked. It returns the stripe, the key's tag, whether it was
+// locked here (and must be unlocked) and false when the stripe is busy.
+func (s *Store) lockItem(b []byte, held int) (st *stripe, tag uint32, locked, ok bool) {
+	hv := s.hash(itemKey(b))
+	si := int(hv & s.stripeMask)
+	st = &s.stripes[si]
+	if si == held {
+		return st, uint32(hv >> 32), false, true
+	}
+	if !st.mu.TryLock() {
+		return nil, 0, false, false
+	}
+	return st, uint32(hv >> 32), true, true
+}
+
+// reclaimItem frees the dead item h. c.mu and its stripe lock held.
+func (s *Store) reclaimItem(c *class, st *stripe, tag, h uint32, b []byte) {
+	st.removeAt(st.posOf(tag, h))
+	c.reclaimed++
+	if b[offBits]&bitFetched == 0 {
+		c.expiredUnfetched++
+	}
+	s.releaseLocked(c, h, b)
+}
+
+// evictItem evicts the live item h. c.mu and its stripe lock held.
+func (s *Store) evictItem(c *class, st *stripe, tag, h uint32, b []byte, now uint32) {
+	st.removeAt(st.posOf(tag, h))
+	c.evicted++
+	if itemExp(b) != 0 {
+		c.evictedNonzero++
+	}
+	bits := b[offBits]
+	if bits&bitFetched == 0 {
+		c.evictedUnfetched++
+	}
+	if bits&hitsMask != 0 {
+		c.evictedActive++
+	}
+	c.evictedTime = int64(now) - int64(itemAtime(b))
+	s.releaseLocked(c, h, b)
+	s.noteEviction(c)
+}
+
+// reclaimTail frees one item of c: the first expired or flushed item near
+// the tail of the list eviction takes from, else (unless evictions are
+// disabled) the item the policy evicts, moving protected items on its way.
+// It never blocks on a stripe lock (the lock order is stripe, then class),
+// and never frees an item of the stripe the caller holds. c.mu held.
+func (s *Store) reclaimTail(c *class, held int, now uint32, fseq uint64) bool {
+	p := s.policy.Load()
+	if p == policyS3FIFO {
+		return s.reclaimS3(c, held, now, fseq)
+	}
+	for range 10 {
+		if s.evictCold(c, held, now, fseq, p == policySegmented) {
+			return true
+		}
+		if !s.refillCold(c, held, now, fseq) {
+			return false
+		}
+	}
+	return false
+}
+
+// evictCold frees one item from COLD's tail: the first dead one among the
+// last few, else the last live one, moving active ones (segmented) to WARM.
+func (s *Store) evictCold(c *class, held int, now uint32, fseq uint64, segmented bool) bool {
+	const searchDepth = 5
+	const maxMoves = 16
+	var victim uint32
+	var vst *stripe
+	var vtag uint32
+	tries, moves := 0, 0
+	for h := c.lru[segCold].tail; h != 0 && tries < searchDepth; {
+		b := s.chunk(h)
+		prev := lruPrev(b)
+		hv := s.hash(itemKey(b))
+		si := int(hv & s.stripeMask)
+		if si == held {
+			tries++
+			h = prev
+			continue
+		}
+		st := &s.stripes[si]
+		if st != vst && !st.mu.TryLock() {
+			tries++
+			h = prev
+			continue
+		}
+		tag := uint32(hv >> 32)
+		if dead(b, now, fseq) != alive {
+			s.reclaimItem(c, st, tag, h, b)
+			if vst != nil && vst != st {
+				vst.mu.Unlock()
+			}
+			st.mu.Unlock()
+			return true
+		}
+		if segmented && victim == 0 && moves < maxMoves && b[offBits]&hitsMask != 0 {
+			// Second chance: an active item leaves COLD for WARM.
+			setHits(b, 0)
+			s.moveTo(c, h, b, segWarm)
+			c.movesToWarm++
+			moves++
+			st.mu.Unlock()
+			h = prev
+			continue
+		}
+		tries++
+		if victim == 0 && !s.cfg.DisableEvictions {
+			victim, vst, vtag = h, st, tag
+		} else if st != vst {
+			st.mu.Unlock()
+		}
+		h = prev
+	}
+	if victim == 0 {
+		return false
+	}
+	s.evictItem(c, vst, vtag, victim, s.chunk(victim), now)
+	vst.mu.Unlock()
+	return true
+}
+
+// refillCold moves an item into COLD when eviction found nothing there:
+// HOT's tail (to WARM if active), else WARM's tail. It reports progress.
+func (s *Store) refillCold(c *class, held int, now uint32, fseq uint64) bool {
+	if s.pullTail(c, segHot, -1, 0, held, now, fseq, false) {
+		return true
+	}
+	return s.pullTail(c, segWarm, -1, 0, held, now, fseq, true)
+}
+
+// juggle rebalances c's HOT and WARM lists after a store (segmented LRU),
+// a few moves at a time. c.mu and the held stripe locked.
+func (s *Store) juggle(c *class, held int, now uint32, fseq uint64) {
+	t := s.tune.Load()
+	hotMax := c.items * t.hotPct / 100
+	warmMax := c.items * t.warmPct / 100
+	coldAge := float64(s.tailAge(c, segCold, now))
+	hotAge := int64(coldAge * t.hotFactor)
+	warmAge := int64(coldAge * t.warmFactor)
+	for range 3 {
+		moved := false
+		if c.lru[segHot].n > hotMax || s.tailAge(c, segHot, now) > hotAge {
+			moved = s.pullTail(c, segHot, hotMax, hotAge, held, now, fseq, false)
+		}
+		if c.lru[segWarm].n > warmMax || s.tailAge(c, segWarm, now) > warmAge {
+			moved = s.pullTail(c, segWarm, warmMax, warmAge, held, now, fseq, false) || moved
+		}
+		if !moved {
+			return
+		}
+	}
+}
+
+// pullTail moves the tail item of HOT or WARM (the last whose stripe can
+// be locked among a few): a dead item is reclaimed; an active one moves to
+// WARM's head (clearing ACTIVE); an inactive one moves to COLD when the
+// list holds more than limit items (limit < 0: always) or the item has been
+// idle longer than maxAge. force moves even active items to COLD. It
+// reports whether it moved or freed an item. c.mu held.
+func (s *Store) pullTail(c *class, seg, limit int, maxAge int64, held int, now uint32, fseq uint64, force bool) bool {
+	const searchDepth = 5
+	for h, tries := c.lru[seg].tail, 0; h != 0 && tries < searchDepth; tries++ {
+		b := s.chunk(h)
+		prev := lruPrev(b)
+		st, tag, locked, ok := s.lockItem(b, held)
+		if !ok {
+			h = prev
+			continue
+		}
+		done := true
+		switch {
+		case locked && dead(b, now, fseq) != alive:
+			s.reclaimItem(c, st, tag, h, b)
+		case b[offBits]&hitsMask != 0 && !force:
+			setHits(b, 0)
+			s.moveTo(c, h, b, segWarm)
+			if seg == segWarm {
+				c.movesWithinLRU++
+			} else {
+				c.movesToWarm++
+			}
+		case limit < 0 || c.lru[seg].n > limit || int64(now)-int64(itemAtime(b)) > maxAge:
+			setHits(b, 0)
+			s.moveTo(c, h, b, segCold)
+			c.movesToCold++
+		default:
+			done = false
+		}
+		if locked {
+			st.mu.Unlock()
+		}
+		return done
+	}
+	return false
+}
+
+// reclaimS3 frees one item of c under S3-FIFO. c.mu held.
+func (s *Store) reclaimS3(c *class, held int, now uint32, fseq uint64) bool {
+	const maxMoves = 64
+	moves := 0
+	for range maxMoves + 4 {
+		small := c.lru[segHot].n > 0 && (c.lru[segHot].n*100 >= c.items*s3SmallPct || c.lru[segCold].n == 0)
+		seg := segCold
+		if small {
+			seg = segHot
+		}
+		r := s.s3Step(c, seg, held, now, fseq, moves >= maxMoves)
+		if r == stepNone {
+			// Nothing to take from that FIFO (busy or empty): the other.
+			r = s.s3Step(c, segHot+segCold-seg, held, now, fseq, moves >= maxMoves)
+		}
+		switch r {
+		case stepFreed:
+			return true
+		case stepNone:
+			return false
+		}
+		moves++
+	}
+	return false
+}
+
+// Outcomes of s3Step.
+const (
+	stepNone = iota
+	stepMoved
+	stepFreed
+)
+
+// s3Step looks at the tail of FIFO seg (the last whose stripe can be
+// locked among a few): a dead item is reclaimed; a read one moves (small:
+// to main; main: reinserted, its count decremented) unless force; else it
+// is evicted (from small, remembered in the ghost). c.mu held.
+func (s *Store) s3Step(c *class, seg, held int, now uint32, fseq uint64, force bool) int {
+	const searchDepth = 5
+	for h, tries := c.lru[seg].tail, 0; h != 0 && tries < searchDepth; tries++ {
+		b := s.chunk(h)
+		prev := lruPrev(b)
+		hv := s.hash(itemKey(b))
+		si := int(hv & s.stripeMask)
+		st := &s.stripes[si]
+		if si == held || !st.mu.TryLock() {
+			h = prev
+			continue
+		}
+		tag := uint32(hv >> 32)
+		r := stepFreed
+		hits := itemHits(b)
+		switch {
+		case dead(b, now, fseq) != alive:
+			s.reclaimItem(c, st, tag, h, b)
+		case hits > 0 && !force && seg == segHot:
+			// To main, keeping its count (as libCacheSim's S3FIFO).
+			s.moveTo(c, h, b, segCold)
+			c.movesToCold++
+			r = stepMoved
+		case hits > 0 && !force:
+			setHits(b, hits-1)
+			s.moveTo(c, h, b, segCold)
+			c.movesWithinLRU++
+			r = stepMoved
+		case s.cfg.DisableEvictions:
+			st.mu.Unlock()
+			h = prev
+			continue
+		default:
+			if seg == segHot {
+				s.ghost.add(tag)
+			}
+			s.evictItem(c, st, tag, h, b, now)
+		}
+		st.mu.Unlock()
+		return r
+	}
+	return stepNone
+}
+
+// ghost is S3-FIFO's ghost queue: the hashes of the items most recently
+// evicted from the small FIFOs, 90% as many as the cache holds (the
+// paper's size, and libCacheSim's default). It is a set-associative table
+// of (tag, sequence) entries updated with atomics, so classes evicting at
+// once need no common lock; an entry counts only while fewer than that
+// many ghost insertions have followed it, which makes the table a FIFO of
+// that length.
+type ghost struct {
+	slots []atomic.Uint64
+	mask  uint64 // bucket index mask
+	seq   atomic.Uint32
+	items atomic.Int64 // items in the store (S3-FIFO lists)
+}
+
+const ghostWays = 4
+
+func (g *ghost) init(memLimit int64) {
+	n := max(memLimit/128, 1<<12)
+	n = min(n, 1<<26)
+	buckets := uint64(1) << bits.Len64(uint64(n/ghostWays)-1)
+	g.slots = make([]atomic.Uint64, buckets*ghostWays)
+	g.mask = buckets - 1
+}
+
+func (g *ghost) bucket(tag uint32) []atomic.Uint64 {
+	i := (uint64(tag) * 0x9E3779B97F4A7C15 >> 32) & g.mask * ghostWays
+	return g.slots[i : i+ghostWays]
+}
+
+// add remembers tag, replacing the oldest entry of its bucket.
+func (g *ghost) add(tag uint32) {
+	seq := g.seq.Add(1)
+	bk := g.bucket(tag)
+	oldest, age := 0, uint32(0)
+	for i := range bk {
+		e := bk[i].Load()
+		if e == 0 {
+			oldest = i
+			break
+		}
+		if a := seq - uint32(e); a > age {
+			oldest, age = i, a
+		}
+	}
+	bk[oldest].Store(uint64(tag)<<32 | uint64(seq))
+}
+
+// take reports whether tag is in the ghost, and forgets it.
+func (g *ghost) take(tag uint32) bool {
+	seq := g.seq.Load()
+	window := uint32(max(g.items.Load()*9/10, 1))
+	bk := g.bucket(tag)
+	for i := range bk {
+		e := bk[i].Load()
+		if e != 0 && uint32(e>>32) == tag && seq-uint32(e) < window {
+			bk[i].CompareAndSwap(e, 0)
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,349 @@
+package slab
+
+import (
+	"bytes"
+	"math/rand"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// classStatsFor returns the stats of the class holding items of fillClass's
+// shape with values of size bytes.
+func classStatsFor(t *testing.T, s *Store, size int) ClassStats {
+	t.Helper()
+	id := s.classFor(makeLayout(len("k0000"), size, false, s.pageSize)).id
+	for _, c := range s.Classes() {
+		if c.ID == id {
+			return c
+		}
+	}
+	t.Fatalf("class %d not in use", id)
+	return ClassStats{}
+}
+
+// segOf returns the list holding key, or -1.
+func segOf(s *Store, key string) int {
+	st, _, tag := s.stripeFor([]byte(key))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, h := s.find(st, tag, []byte(key))
+	if h == 0 {
+		return -1
+	}
+	return itemSeg(s.chunk(h))
+}
+
+func TestSegmentedFill(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	const size = 900
+	per := perPage(s, size)
+	fillClass(t, s, "k", per, size)
+	c := classStatsFor(t, s, size)
+	hotMax := per * defaultHotPct / 100
+	if c.NumberHot != hotMax || c.NumberWarm != 0 || c.NumberCold != per-hotMax || c.Items != per {
+		t.Fatalf("after fill: hot %d warm %d cold %d items %d (per page %d)",
+			c.NumberHot, c.NumberWarm, c.NumberCold, c.Items, per)
+	}
+	if c.MovesToCold != uint64(per-hotMax) {
+		t.Fatalf("moves_to_cold %d", c.MovesToCold)
+	}
+	// The oldest items went to COLD, the newest stayed in HOT.
+	if segOf(s, "k0") != segCold || segOf(s, "k"+strconv.Itoa(per-1)) != segHot {
+		t.Fatalf("k0 in %d, newest in %d", segOf(s, "k0"), segOf(s, "k"+strconv.Itoa(per-1)))
+	}
+	checkStore(t, s)
+}
+
+func TestSegmentedActiveSurvivesEviction(t *testing.T) {
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	const size = 900
+	per := perPage(s, size)
+	fillClass(t, s, "k", per, size)
+	clk.advance(5 * time.Second)
+	// k0 read twice (fetched, then ACTIVE); k1 read once (only fetched).
+	for _, k := range []string{"k0", "k0", "k1"} {
+		if _, _, ok := get(s, k); !ok {
+			t.Fatalf("%s missing", k)
+		}
+	}
+	c := classStatsFor(t, s, size)
+	if c.HitsToCold != 3 || c.HitsToHot != 0 {
+		t.Fatalf("hits_to_cold %d hits_to_hot %d", c.HitsToCold, c.HitsToHot)
+	}
+	fillClass(t, s, "n", 2, size)
+	// k0 (active at the COLD tail) moved to WARM; k1 and k2 were evicted.
+	if segOf(s, "k0") != segWarm {
+		t.Fatalf("k0 in list %d, want WARM", segOf(s, "k0"))
+	}
+	for _, k := range []string{"k1", "k2"} {
+		if _, _, ok := get(s, k); ok {
+			t.Fatalf("%s not evicted", k)
+		}
+	}
+	if _, _, ok := get(s, "k3"); !ok {
+		t.Fatal("k3 evicted out of order")
+	}
+	c = classStatsFor(t, s, size)
+	if c.Evicted != 2 || c.MovesToWarm != 1 || c.NumberWarm != 1 || c.EvictedActive != 0 {
+		t.Fatalf("evicted %d moves_to_warm %d number_warm %d evicted_active %d",
+			c.Evicted, c.MovesToWarm, c.NumberWarm, c.EvictedActive)
+	}
+	st := s.Stats()
+	if st.Evictions != 2 || st.EvictedUnfetched != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkStore(t, s)
+}
+
+func TestSegmentedHotToWarm(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	const size = 900
+	fillClass(t, s, "k", 10, size) // hot limit 2 of 10
+	last := "k9"
+	if segOf(s, last) != segHot {
+		t.Fatalf("%s not in HOT", last)
+	}
+	get(s, last)
+	get(s, last) // ACTIVE
+	if c := classStatsFor(t, s, size); c.HitsToHot != 2 {
+		t.Fatalf("hits_to_hot %d", c.HitsToHot)
+	}
+	// More stores push it to the HOT tail: active, it goes to WARM.
+	fillClass(t, s, "n", 3, size)
+	if segOf(s, last) != segWarm {
+		t.Fatalf("%s in list %d, want WARM", last, segOf(s, last))
+	}
+	if c := classStatsFor(t, s, size); c.MovesToWarm != 1 {
+		t.Fatalf("moves_to_warm %d", c.MovesToWarm)
+	}
+	checkStore(t, s)
+}
+
+func TestSegmentedWarmLimits(t *testing.T) {
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, WarmLRUPct: 10})
+	const size = 900
+	per := perPage(s, size)
+	fillClass(t, s, "k", per, size)
+	// Make every COLD item active, then evict: they all flow to WARM,
+	// which then sheds its inactive tail to COLD.
+	clk.advance(time.Second)
+	for i := 0; i < per; i++ {
+		k := "k" + strconv.Itoa(i)
+		if segOf(s, k) == segCold {
+			get(s, k)
+			get(s, k)
+		}
+	}
+	fillClass(t, s, "n", per, size)
+	c := classStatsFor(t, s, size)
+	warmMax := c.Items * 10 / 100
+	if c.NumberWarm > warmMax+1 || c.MovesToWarm == 0 || c.MovesToCold == 0 {
+		t.Fatalf("warm %d (max %d) moves_to_warm %d moves_to_cold %d", c.NumberWarm, warmMax, c.MovesToWarm, c.MovesToCold)
+	}
+	// An active WARM tail is kept in WARM (moves_within_lru) when active
+	// COLD items push WARM over its share.
+	for _, p := range []string{"k", "n"} {
+		for i := 0; i < per; i++ {
+			k := p + strconv.Itoa(i)
+			if segOf(s, k) >= segWarm {
+				get(s, k)
+				get(s, k)
+			}
+		}
+	}
+	fillClass(t, s, "m", per/2, size)
+	if c := classStatsFor(t, s, size); c.MovesWithinLRU == 0 {
+		t.Fatalf("moves_within_lru %d %+v", c.MovesWithinLRU, c)
+	}
+	checkStore(t, s)
+}
+
+func TestSegmentedAgeLimits(t *testing.T) {
+	s, clk := newTestStore(t, Config{MemoryLimit: 8 << 20, Maintenance: -1})
+	const size = 900
+	fillClass(t, s, "k", 50, size) // 10 in HOT, 40 in COLD
+	clk.advance(100 * time.Second)
+	// COLD tail age 100 s: HOT items idle > 20 s drop to COLD on the next
+	// stores, though HOT is not over its share.
+	fillClass(t, s, "n", 1, size)
+	c := classStatsFor(t, s, size)
+	if c.NumberHot >= 10 || c.AgeHot != 100 || c.OldestAge != 100 {
+		t.Fatalf("hot %d age_hot %d age %d", c.NumberHot, c.AgeHot, c.OldestAge)
+	}
+	checkStore(t, s)
+}
+
+func TestFlatLRUMode(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	if !s.LRUSegmented() || s.Eviction() != EvictionLRU {
+		t.Fatal("default is not the segmented LRU")
+	}
+	fillClass(t, s, "k", 10, 900)
+	if !s.SetLRUSegmented(false) || s.LRUSegmented() {
+		t.Fatal("lru mode flat")
+	}
+	// Flat: new items go to COLD; eviction still drains HOT when COLD
+	// runs dry.
+	fillClass(t, s, "n", 2*perPage(s, 900), 900)
+	if segOf(s, "n0") != segCold && segOf(s, "n0") != -1 {
+		t.Fatal("flat LRU stored into HOT")
+	}
+	checkStore(t, s)
+	s2, _ := newTestStore(t, Config{NoLRUMaintainer: true})
+	if s2.LRUSegmented() {
+		t.Fatal("no_lru_maintainer kept the segmented LRU")
+	}
+}
+
+func TestLRUTune(t *testing.T) {
+	for _, cfg := range []Config{
+		{HotLRUPct: 50, WarmLRUPct: 40},
+		{HotMaxFactor: -1},
+		{Eviction: "arc"},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+	s, _ := newTestStore(t, Config{HotLRUPct: 30, WarmLRUPct: 50, HotMaxFactor: 0.5, WarmMaxFactor: 3})
+	if h, w, hf, wf := s.LRUTune(); h != 30 || w != 50 || hf != 0.5 || wf != 3 {
+		t.Fatalf("tune %d %d %v %v", h, w, hf, wf)
+	}
+	if s.SetLRUTune(40, 41, 1, 1) == nil || s.SetLRUTune(10, 10, 0, 1) == nil {
+		t.Fatal("bad tune accepted")
+	}
+	if err := s.SetLRUTune(10, 10, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestS3FIFO(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionS3FIFO})
+	if s.Eviction() != EvictionS3FIFO || s.SetLRUSegmented(true) {
+		t.Fatal("eviction policy")
+	}
+	const size = 900
+	val := string(bytes.Repeat([]byte("v"), size))
+	per := perPage(s, size)
+	fillClass(t, s, "k", per, size)
+	// Filling (no eviction yet): the small FIFO keeps its 10% of the
+	// items, the rest go to main.
+	c := classStatsFor(t, s, size)
+	if c.NumberHot != (per*s3SmallPct+99)/100 || c.NumberHot+c.NumberCold != per {
+		t.Fatalf("fill: small %d main %d", c.NumberHot, c.NumberCold)
+	}
+	var small []string // oldest first
+	for i := 0; i < per; i++ {
+		if k := "k" + strconv.Itoa(i); segOf(s, k) == segHot {
+			small = append(small, k)
+		}
+	}
+	a, b := small[0], small[1]
+	get(s, a) // read once: moves to main when it reaches the small tail
+	n := 0
+	for segOf(s, a) == segHot {
+		set(t, s, "n"+strconv.Itoa(n), val, nil)
+		n++
+	}
+	if segOf(s, a) != segCold {
+		t.Fatalf("%s in list %d, want main", a, segOf(s, a))
+	}
+	if c := classStatsFor(t, s, size); c.MovesToCold != 1 {
+		t.Fatalf("moves_to_cold %d", c.MovesToCold)
+	}
+	// b, unread, is evicted from small into the ghost ...
+	for segOf(s, b) != -1 {
+		set(t, s, "n"+strconv.Itoa(n), val, nil)
+		n++
+	}
+	if segOf(s, a) != segCold {
+		t.Fatalf("%s evicted", a)
+	}
+	// ... and stored again, it enters main.
+	set(t, s, b, val, nil)
+	if segOf(s, b) != segCold {
+		t.Fatalf("ghost hit %s in list %d, want main", b, segOf(s, b))
+	}
+	// A key never evicted enters small.
+	set(t, s, "fresh", val, nil)
+	if segOf(s, "fresh") != segHot {
+		t.Fatal("fresh key not in small")
+	}
+	checkStore(t, s)
+}
+
+func TestS3FIFOMainReinsertion(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionS3FIFO})
+	const size = 900
+	per := perPage(s, size)
+	fillClass(t, s, "k", per, size)
+	// Read everything once: the whole small FIFO drains into main.
+	for i := 0; i < per; i++ {
+		get(s, "k"+strconv.Itoa(i))
+	}
+	get(s, "k0")
+	get(s, "k0")
+	fillClass(t, s, "n", per, size)
+	c := classStatsFor(t, s, size)
+	if c.MovesToCold == 0 || c.MovesWithinLRU == 0 || c.Evicted == 0 {
+		t.Fatalf("moves_to_cold %d reinsertions %d evicted %d", c.MovesToCold, c.MovesWithinLRU, c.Evicted)
+	}
+	// k0 had two more hits than the rest of main: it outlives them.
+	if _, _, ok := get(s, "k0"); !ok {
+		t.Fatal("frequent item evicted")
+	}
+	checkStore(t, s)
+}
+
+// TestLRUPoliciesConcurrent runs a lazy-loading mix with page moves and
+// crawls under every policy (run with -race).
+func TestLRUPoliciesConcurrent(t *testing.T) {
+	for _, cfg := range []Config{
+		{MemoryLimit: 4 << 20, Maintenance: -1},
+		{MemoryLimit: 4 << 20, Maintenance: -1, NoLRUMaintainer: true},
+		{MemoryLimit: 4 << 20, Maintenance: -1, Eviction: EvictionS3FIFO},
+	} {
+		s, clk := newTestStore(t, cfg)
+		var wg sync.WaitGroup
+		ops := 4000
+		if testing.Short() {
+			ops = 1500
+		}
+		for g := 0; g < 6; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				rng := rand.New(rand.NewSource(int64(g)))
+				var buf []byte
+				val := make([]byte, 2000)
+				for i := 0; i < ops; i++ {
+					key := []byte("k" + strconv.Itoa(int(rng.ExpFloat64()*800)))
+					var ok bool
+					buf, _, ok = s.Get(buf[:0], key, nil)
+					switch {
+					case !ok:
+						s.Set(key, val[:100+rng.Intn(len(val)-100)], &SetOptions{Exptime: clk.sec() + int64(rng.Intn(5))})
+					case rng.Intn(20) == 0:
+						s.Delete(key, 0, false, 0)
+					}
+					if g == 0 && i%500 == 0 {
+						clk.advance(time.Second)
+						s.Reassign(-1, 1+rng.Intn(s.NumClasses()))
+						s.Classes()
+					}
+					if g == 1 && i%700 == 0 {
+						s.crawl(s.classes)
+						s.DumpClass(1+rng.Intn(8), 0, true, true, func(*DumpItem) bool { return true }, nil)
+					}
+				}
+			}(g)
+		}
+		wg.Wait()
+		for s.mv.running.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		checkStore(t, s)
+	}
+}
