@@ -256,7 +256,9 @@ func FuzzMeta(f *testing.F) {
 			first, used := describeStream(in[:len(in)-1])
 			rest := append(append([]byte(nil), in[used:len(in)-1]...), in[len(in)-1])
 			second, _ := describeStream(rest)
-			if first+second != desc {
+			// A long line closes the connection only when it arrives
+			// without its newline, as in memcached.
+			if first+second != desc && !strings.Contains(first, "TOOLONG") {
 				t.Fatalf("split differs:\n%s%s\n%s", first, second, desc)
 			}
 		}

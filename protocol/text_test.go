@@ -244,7 +244,9 @@ func FuzzParse(f *testing.F) {
 			return // a line too long closes the connection: nothing follows
 		}
 		rest, _ := drain(stream[used:])
-		if first+rest != want && !strings.Contains(want, "close;") {
+		// A long line closes the connection only when it arrives without
+		// its newline, as in memcached.
+		if first+rest != want && !strings.Contains(want, "close;") && !strings.Contains(first, "close;") {
 			t.Fatalf("cut at %d: %q != %q", cut, first+rest, want)
 		}
 	})
