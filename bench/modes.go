@@ -14,6 +14,7 @@ type MemoryOptions struct {
 	Servers []ServerSpec
 	Items   int // items to store
 	Size    int // value size
+	SizeMax int // values between Size and SizeMax bytes (uniform); 0 = Size
 	Reps    int
 	Conns   int
 	Log     io.Writer
@@ -149,7 +150,8 @@ func memoryRun(ctx context.Context, spec ServerSpec, o MemoryOptions, mr *Memory
 		mr.Error = err.Error()
 		return
 	}
-	cfg := Config{Network: "tcp", Addr: srv.Addr, Conns: o.Conns, Keys: uint64(o.Items), ValueMin: o.Size, ValueMax: o.Size}
+	cfg := Config{Network: "tcp", Addr: srv.Addr, Conns: o.Conns, Keys: uint64(o.Items), ValueMin: o.Size, ValueMax: max(o.Size, o.SizeMax), OOMOK: true,
+		Timeout: 30 * time.Second}
 	if err := Preload(ctx, cfg); err != nil {
 		mr.Error = "load: " + err.Error()
 		return
@@ -167,6 +169,13 @@ func memoryRun(ctx context.Context, spec ServerSpec, o MemoryOptions, mr *Memory
 	}
 	mr.RSSBefore, mr.RSSAfter = s0.RSS, s1.RSS
 	mr.Items, mr.Evictions = statInt(st, "curr_items"), statInt(st, "evictions")
+	// gocached's "stats go" group (heap objects, GC pauses); memcached
+	// answers ERROR and has nothing to add.
+	if goStats, err := StatsGroup(srv.Addr, "go", 2*time.Second); err == nil {
+		for k, v := range goStats {
+			st[k] = v
+		}
+	}
 	mr.Extra = extraStats(st)
 	if mr.Items <= 0 {
 		mr.Error = fmt.Sprintf("curr_items is %q after storing %d items", st["curr_items"], o.Items)

@@ -170,13 +170,19 @@ func serverVersion(addr string, timeout time.Duration) (string, error) {
 
 // Stats returns the "stats" of the server at addr.
 func Stats(addr string, timeout time.Duration) (map[string]string, error) {
+	return StatsGroup(addr, "", timeout)
+}
+
+// StatsGroup returns "stats <group>" of the server at addr; a server that
+// does not know the group answers with an error.
+func StatsGroup(addr, group string, timeout time.Duration) (map[string]string, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte("stats\r\n")); err != nil {
+	if _, err := c.Write([]byte(strings.TrimSpace("stats "+group) + "\r\n")); err != nil {
 		return nil, err
 	}
 	m := map[string]string{}

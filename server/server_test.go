@@ -215,3 +215,18 @@ func TestReadBufferBudget(t *testing.T) {
 		t.Fatalf("first connection: %q, %v", line, err)
 	}
 }
+
+// TestStatsGo: gocached's own "stats go" group reports the Go runtime.
+func TestStatsGo(t *testing.T) {
+	addr := testutil.StartGocached(t, nil)
+	c, r := dialText(t, "tcp", addr)
+	got := roundTrip(t, c, r, "stats go\r\n")
+	for _, key := range []string{"STAT go_heap_objects ", "STAT go_gc_pause_max_ns ", "STAT go_goroutines "} {
+		if !strings.Contains(got, key) {
+			t.Errorf("stats go lacks %q:\n%s", key, got)
+		}
+	}
+	if !strings.HasSuffix(got, "END\r\n") {
+		t.Errorf("stats go does not end with END: %q", got)
+	}
+}

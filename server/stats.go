@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -97,6 +98,8 @@ func (c *conn) execStats() {
 		c.wbuf = protocol.AppendStat(c.wbuf, "sizes_status", "disabled")
 	case "conns":
 		c.wbuf = s.appendConns(c.wbuf)
+	case "go":
+		c.wbuf = appendGoStats(c.wbuf)
 	case "reset":
 		s.resetStats()
 		c.wbuf = append(c.wbuf, protocol.ReplyReset...)
@@ -453,4 +456,29 @@ func (s *Server) appendConns(b []byte) []byte {
 // addrString formats an address as memcached does: "tcp:127.0.0.1:11211".
 func addrString(a net.Addr) string {
 	return a.Network() + ":" + a.String()
+}
+
+// appendGoStats is gocached's own "stats go" group: what the Go runtime
+// spends on the server, so the claim that item memory costs the garbage
+// collector nothing can be checked on a live server.
+func appendGoStats(b []byte) []byte {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	var maxPause uint64
+	for _, p := range ms.PauseNs {
+		maxPause = max(maxPause, p)
+	}
+	b = protocol.AppendStat(b, "go_version", runtime.Version())
+	b = appendStatUint(b, "go_goroutines", uint64(runtime.NumGoroutine()))
+	b = appendStatUint(b, "go_heap_alloc_bytes", ms.HeapAlloc)
+	b = appendStatUint(b, "go_heap_sys_bytes", ms.HeapSys)
+	b = appendStatUint(b, "go_heap_released_bytes", ms.HeapReleased)
+	b = appendStatUint(b, "go_heap_objects", ms.HeapObjects)
+	b = appendStatUint(b, "go_stack_bytes", ms.StackInuse)
+	b = appendStatUint(b, "go_sys_bytes", ms.Sys)
+	b = appendStatUint(b, "go_gc_count", uint64(ms.NumGC))
+	b = appendStatUint(b, "go_gc_pause_last_ns", ms.PauseNs[(ms.NumGC+255)%256])
+	b = appendStatUint(b, "go_gc_pause_max_ns", maxPause) // of the last 256
+	b = appendStatUint(b, "go_gc_pause_total_ns", ms.PauseTotalNs)
+	return b
 }
