@@ -196,6 +196,7 @@ func (c *conn) binGet() {
 	var it slab.Item
 	var ok bool
 	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], r.Key, opt)
+	c.srv.prefixes.record(r.Key, getOp(ok))
 	switch {
 	case touch:
 		atomic.AddUint64(&c.stats.cmdTouch, 1)
@@ -268,6 +269,7 @@ func (c *conn) binStore(value []byte) {
 		}
 	}
 	res, cas := c.srv.store.Set(r.Key, value, &opt)
+	c.srv.prefixes.record(r.Key, prefixSet)
 	switch res {
 	case slab.Stored:
 		c.binOK(cas)
@@ -295,6 +297,7 @@ func (c *conn) binStore(value []byte) {
 
 func (c *conn) binDelete() {
 	r := &c.bin.req
+	c.srv.prefixes.record(r.Key, prefixDelete)
 	switch c.srv.store.Delete(r.Key, r.CAS, false, 0) {
 	case slab.Deleted:
 		c.binOK(0)

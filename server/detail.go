@@ -54,9 +54,27 @@ func (p *prefixStats) find(key []byte) *prefixCount {
 	return pc
 }
 
+// prefixOp is what a request did to a key, for "stats detail".
+type prefixOp uint8
+
+const (
+	prefixMiss prefixOp = iota // a get that missed
+	prefixHit                  // a get that hit
+	prefixSet
+	prefixDelete
+)
+
+// getOp is the prefixOp of a get.
+func getOp(hit bool) prefixOp {
+	if hit {
+		return prefixHit
+	}
+	return prefixMiss
+}
+
 // record counts one operation on key when detail stats are on; the check
 // is one atomic load, so the hot path pays nothing otherwise.
-func (p *prefixStats) record(key []byte, get, hit, set, del bool) {
+func (p *prefixStats) record(key []byte, op prefixOp) {
 	if !p.enabled.Load() {
 		return
 	}
@@ -66,15 +84,15 @@ func (p *prefixStats) record(key []byte, get, hit, set, del bool) {
 	if pc == nil {
 		return
 	}
-	switch {
-	case get:
+	switch op {
+	case prefixHit:
+		pc.hits++
 		pc.gets++
-		if hit {
-			pc.hits++
-		}
-	case set:
+	case prefixMiss:
+		pc.gets++
+	case prefixSet:
 		pc.sets++
-	case del:
+	case prefixDelete:
 		pc.del++
 	}
 }

@@ -60,6 +60,7 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 	var it slab.Item
 	var ok bool
 	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &opt)
+	c.srv.prefixes.record(m.Key, getOp(ok))
 	if touch {
 		atomic.AddUint64(&c.stats.cmdTouch, 1)
 	} else {
@@ -184,6 +185,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 		opt.VivifyExptime = c.srv.absExptime(m.Vivify, now)
 	}
 	res, cas := c.srv.store.Set(m.Key, data, &opt)
+	c.srv.prefixes.record(m.Key, prefixSet)
 	var code string
 	switch res {
 	case slab.Stored:
@@ -254,6 +256,7 @@ func (c *conn) metaDelete(m *protocol.MetaFlags) {
 		res = c.metaDropValue(m, stale)
 	} else {
 		res = c.srv.store.Delete(m.Key, m.CAS, m.Has('I'), stale)
+		c.srv.prefixes.record(m.Key, prefixDelete)
 	}
 	var code string
 	switch res {

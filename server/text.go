@@ -115,7 +115,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 		return lineLen + r.Bytes + 2, false
 	}
 	c.logCommand(buf[:lineLen])
-	c.srv.prefixes.record(r.Key, false, false, true, false)
+	c.srv.prefixes.record(r.Key, prefixSet)
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdSet, 1)
@@ -163,7 +163,7 @@ func (c *conn) execRetrieval() {
 		var it slab.Item
 		var ok bool
 		c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, opt)
-		c.srv.prefixes.record(key, true, ok, false, false)
+		c.srv.prefixes.record(key, getOp(ok))
 		if !ok {
 			continue
 		}
@@ -191,7 +191,7 @@ func (c *conn) execRetrieval() {
 }
 
 func (c *conn) execDelete() {
-	c.srv.prefixes.record(c.req.Key, false, false, false, true)
+	c.srv.prefixes.record(c.req.Key, prefixDelete)
 	switch c.srv.store.Delete(c.req.Key, 0, false, 0) {
 	case slab.Deleted:
 		c.reply(protocol.ReplyDeleted)
