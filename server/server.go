@@ -289,9 +289,15 @@ func (s *Server) acceptLoop(l net.Listener) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			if s.verbosity.Load() > 2 { // -vvv: connection state, as memcached
+				s.log.Debug("new client connection", zap.Uint64("conn", c.id), zap.Stringer("client", nc.RemoteAddr()))
+			}
 			c.serve()
 			s.untrack(c)
 			s.currConns.Add(-1)
+			if s.verbosity.Load() > 2 {
+				s.log.Debug("connection closed", zap.Uint64("conn", c.id))
+			}
 		}()
 	}
 }
