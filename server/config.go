@@ -19,7 +19,7 @@ type Config struct {
 	UnixMask        uint32            // unix socket permissions (-a); default 0700
 	EnableShutdown  bool              // accept the "shutdown" command (-A)
 	MaxConns        int               // connection limit (-c); default 1024
-	Threads         int               // worker threads (-t); default 4 (used to size GOMAXPROCS hint only)
+	Threads         int               // worker threads (-t); default 4; the daemon runs at most this many goroutines at once (GOMAXPROCS)
 	ReqsPerEvent    int               // requests served per read before yielding (-R); default 20
 	Backlog         int               // listen backlog (-b); default 1024
 	Protocol        string            // "auto", "ascii" or "binary" (-B); default auto

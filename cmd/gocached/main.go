@@ -33,6 +33,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -86,6 +87,17 @@ func reloadOnHangup(hup <-chan os.Signal, r reloader, cfg server.Config, logger 
 		}
 		logger.Info("SIGHUP handled")
 	}
+}
+
+// setProcs maps memcached's -t (worker threads) onto the Go scheduler: at
+// most that many goroutines run at once, so "-t 1" keeps gocached on one
+// core as it keeps memcached. An explicit GOMAXPROCS in the environment
+// wins.
+func setProcs(threads int) {
+	if os.Getenv("GOMAXPROCS") != "" || threads <= 0 {
+		return
+	}
+	runtime.GOMAXPROCS(min(threads, runtime.NumCPU()))
 }
 
 // newServer builds the server; a variable so tests need no real server.
@@ -184,6 +196,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	cfg := opts.cfg
 	cfg.Logger = logger
+	setProcs(cfg.Threads)
 	srv, err := newServer(cfg)
 	if err != nil {
 		return fail(exUsage, "%v", err)
