@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,9 @@ type Config struct {
 	Label    string        `json:"label,omitempty"`    // progress bar description
 	Preload  bool          `json:"preload,omitempty"`  // informative: whether the caller preloaded
 	KeyScan  uint64        `json:"key_scan,omitempty"` // first scan key offset beyond Keys (internal)
+	// OOMOK makes a set refused with SERVER_ERROR out of memory a counted
+	// outcome rather than an error (filling a server past its -m).
+	OOMOK bool `json:"oom_ok,omitempty"`
 }
 
 // Defaults fills the zero fields with the defaults.
@@ -165,6 +169,7 @@ type worker struct {
 	deadl time.Time
 
 	gets, sets, hits, misses, errs int64
+	oom                            int64 // sets refused for memory (OOMOK)
 	samples                        []string
 }
 
@@ -266,6 +271,9 @@ func (w *worker) exchange(intended time.Time) bool {
 			err = w.codec.readSet()
 			if err == nil {
 				w.sets++
+			} else if w.cfg.OOMOK && !isProtoErr(err) && strings.Contains(err.Error(), "out of memory") {
+				w.oom++
+				err = nil
 			}
 		} else {
 			w.res.hits = 0

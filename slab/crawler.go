@@ -281,11 +281,10 @@ func (s *Store) DumpHash(fn func(*DumpItem) bool, between func()) {
 	for i := range s.stripes {
 		st := &s.stripes[i]
 		st.mu.Lock()
-		for _, e := range st.slots {
-			if e == 0 {
+		for _, h := range st.hs {
+			if h == 0 {
 				continue
 			}
-			h := uint32(e)
 			b := s.chunk(h)
 			if dead(b, now, fseq) != alive {
 				continue

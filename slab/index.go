@@ -6,28 +6,37 @@ import (
 )
 
 // The index is split into stripes, each an open-addressing (linear
-// probing) table of uint64 slots guarded by its own mutex. A slot holds the
-// upper 32 bits of the key's hash and the 32-bit handle of the item's head
-// chunk; 0 is an empty slot (handle 0 is never used). Slots hold no Go
-// pointers, so the garbage collector never looks inside them.
+// probing) table guarded by its own mutex. A slot is 6 bytes in two
+// parallel arrays: a 16-bit tag (the top 16 bits of the key's hash; 0
+// marks an empty slot) and the 32-bit handle of the item's head chunk.
+// Slots hold no Go pointers, so the garbage collector never looks inside
+// them.
 //
-// The low bits of the hash pick the stripe, the high 32 bits (the tag) the
-// home slot, so the two are independent. A tag match is only a hint: the
-// full key stored in the item is always compared.
+// The low bits of the hash pick the stripe, the tag the home slot
+// (tag * len / 2^16, so the table may have any length and grows by 1/4
+// at 7/8 full: 6.9 to 8.6 bytes per item). Probes read the tag array only
+// until a tag matches; a tag match is only a hint: the full key stored in
+// the item is always compared. Tables stay below 2^16 slots as long as a
+// stripe holds fewer than ~57K items; New sizes the stripe count from the
+// memory limit so that they do (a larger table still works, with more tag
+// collisions).
 
 const (
-	numStripes      = 1024
+	minStripes      = 1024
+	maxStripes      = 1 << 16
 	initStripeSlots = 16
+	stripeItems     = 16384 // items per stripe New plans for
 )
 
 // stripe is one lock-protected part of the index plus the counters of the
 // events that happen under its lock.
 type stripe struct {
 	mu    sync.Mutex
-	slots []uint64
+	tags  []uint16
+	hs    []uint32
 	count int
 	ctr   stripeCounters
-	_     [40]byte // keep neighbouring stripes' locks on separate cache lines
+	_     [72]byte // keep neighbouring stripes' locks on separate cache lines
 }
 
 // stripeCounters are Stats counters updated under the stripe lock.
@@ -58,71 +67,102 @@ func (c *stripeCounters) add(o *stripeCounters) {
 	c.getFlushed += o.getFlushed
 }
 
+// slotTag is the index tag of a key whose 32-bit hash tag is tag: its top
+// 16 bits, never 0 (the empty slot).
+func slotTag(tag uint32) uint16 {
+	t := uint16(tag >> 16)
+	if t == 0 {
+		t = 1
+	}
+	return t
+}
+
+// home returns the home slot of t in a table of n slots.
+func home(t uint16, n int) int { return int(uint64(t) * uint64(n) >> 16) }
+
+func (st *stripe) init(n int) {
+	st.tags = make([]uint16, n)
+	st.hs = make([]uint32, n)
+}
+
 // find returns the slot position and handle of key, or (-1, 0).
 // The stripe lock must be held.
 func (s *Store) find(st *stripe, tag uint32, key []byte) (int, uint32) {
-	mask := uint32(len(st.slots) - 1)
-	for i := tag & mask; ; i = (i + 1) & mask {
-		e := st.slots[i]
+	t := slotTag(tag)
+	tags := st.tags
+	n := len(tags)
+	for i := home(t, n); ; {
+		e := tags[i]
 		if e == 0 {
 			return -1, 0
 		}
-		if uint32(e>>32) == tag {
-			h := uint32(e)
+		if e == t {
+			h := st.hs[i]
 			if bytes.Equal(itemKey(s.chunk(h)), key) {
-				return int(i), h
+				return i, h
 			}
+		}
+		if i++; i == n {
+			i = 0
 		}
 	}
 }
 
-// insert adds handle h under tag; the key must not be present.
-func (st *stripe) insert(tag, h uint32) {
-	if (st.count+1)*4 > len(st.slots)*3 {
+// insert adds handle h under tag; the key must not be present. It
+// returns the bytes of the table it replaced when it grew the stripe (0
+// otherwise): garbage the maintenance goroutine has collected (collectIndex).
+func (st *stripe) insert(tag, h uint32) (freed int) {
+	if (st.count+1)*8 > len(st.tags)*7 {
+		freed = len(st.tags) * slotBytes
 		st.grow()
 	}
-	mask := uint32(len(st.slots) - 1)
-	i := tag & mask
-	for st.slots[i] != 0 {
-		i = (i + 1) & mask
-	}
-	st.slots[i] = uint64(tag)<<32 | uint64(h)
+	st.put(slotTag(tag), h)
 	st.count++
+	return freed
+}
+
+func (st *stripe) put(t uint16, h uint32) {
+	n := len(st.tags)
+	i := home(t, n)
+	for st.tags[i] != 0 {
+		if i++; i == n {
+			i = 0
+		}
+	}
+	st.tags[i] = t
+	st.hs[i] = h
 }
 
 func (st *stripe) grow() {
-	old := st.slots
-	st.slots = make([]uint64, len(old)*2)
-	mask := uint32(len(st.slots) - 1)
-	for _, e := range old {
-		if e == 0 {
-			continue
+	oldT, oldH := st.tags, st.hs
+	st.init(len(oldT) + len(oldT)/4)
+	for i, t := range oldT {
+		if t != 0 {
+			st.put(t, oldH[i])
 		}
-		i := uint32(e>>32) & mask
-		for st.slots[i] != 0 {
-			i = (i + 1) & mask
-		}
-		st.slots[i] = e
 	}
 }
 
 // removeAt deletes the slot at pos with backward-shift deletion, so no
 // tombstones are needed.
 func (st *stripe) removeAt(pos int) {
-	mask := uint32(len(st.slots) - 1)
-	i := uint32(pos)
-	st.slots[i] = 0
+	n := len(st.tags)
+	i := pos
+	st.tags[i], st.hs[i] = 0, 0
 	st.count--
-	for j := (i + 1) & mask; ; j = (j + 1) & mask {
-		e := st.slots[j]
-		if e == 0 {
+	for j := i + 1; ; j++ {
+		if j == n {
+			j = 0
+		}
+		t := st.tags[j]
+		if t == 0 {
 			return
 		}
-		home := uint32(e>>32) & mask
-		// Move e into the hole at i unless its home lies cyclically in (i, j].
-		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			st.slots[i] = e
-			st.slots[j] = 0
+		hm := home(t, n)
+		// Move the entry into the hole at i unless its home lies cyclically in (i, j].
+		if (j > i && (hm <= i || hm > j)) || (j < i && hm <= i && hm > j) {
+			st.tags[i], st.hs[i] = t, st.hs[j]
+			st.tags[j], st.hs[j] = 0, 0
 			i = j
 		}
 	}
@@ -130,15 +170,21 @@ func (st *stripe) removeAt(pos int) {
 
 // posOf returns the slot holding handle h, whose key hashes to tag.
 func (st *stripe) posOf(tag, h uint32) int {
-	mask := uint32(len(st.slots) - 1)
-	want := uint64(tag)<<32 | uint64(h)
-	for i := tag & mask; ; i = (i + 1) & mask {
-		e := st.slots[i]
-		if e == want {
-			return int(i)
-		}
+	t := slotTag(tag)
+	n := len(st.tags)
+	for i := home(t, n); ; {
+		e := st.tags[i]
 		if e == 0 {
 			return -1
 		}
+		if e == t && st.hs[i] == h {
+			return i
+		}
+		if i++; i == n {
+			i = 0
+		}
 	}
 }
+
+// slotBytes is the size of one index slot.
+const slotBytes = 6

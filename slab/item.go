@@ -11,16 +11,19 @@ import (
 //	off  size  field                     guarded by
 //	  0     4  LRU prev (chunk handle)   class lock
 //	  4     4  LRU next / free-list next class lock
-//	  8     8  CAS (also the store sequence used by flush_all)
+//	  8     6  CAS, 48 bits (also the store sequence used by flush_all)
+//	 14     2  value length, or vlenExt: the length is a uint32 after the key
 //	 16     4  exptime, Unix seconds (0 = never)
 //	 20     4  last access time, Unix seconds   atomic
-//	 24     2  value length, or vlenExt: the length is a uint32 after the key
-//	 26     1  bits: fetched, stale, token sent, has flags,
+//	 24     1  bits: fetched, stale, token sent, has flags,
 //	           hit count (2 bits), LRU segment (2 bits)
-//	 27     1  key length
-//	 28     -  key, [flags uint32 if nonzero], [value length uint32],
+//	 25     1  key length
+//	 26     -  key, [flags uint32 if nonzero], [value length uint32],
 //	           [chain table: (n-1) uint32 handles of continuation chunks],
 //	           value
+//
+// The CAS is 48 bits: the store hands out at most 2^48 (2.8e14) of them,
+// 9 years at a million stores a second, before it would wrap.
 //
 // CAS, exptime and bits are written under the key's stripe lock; the
 // segment bits (which of the class's LRU lists holds the item) change only
@@ -38,12 +41,14 @@ const (
 	offPrev  = 0
 	offNext  = 4
 	offCAS   = 8
+	offVlen  = 14
 	offExp   = 16
 	offAtime = 20
-	offVlen  = 24
-	offBits  = 26
-	offNkey  = 27
-	hdrSize  = 28
+	offBits  = 24
+	offNkey  = 25
+	hdrSize  = 26
+
+	casMask = 1<<48 - 1
 
 	vlenExt = 0xFFFF
 
@@ -128,7 +133,7 @@ func readLayout(b []byte, pageSize int) layout {
 func writeHeader(b []byte, l layout, key []byte, flags uint32, exptime, atime uint32, cas uint64) {
 	le.PutUint32(b[offPrev:], 0)
 	le.PutUint32(b[offNext:], 0)
-	le.PutUint64(b[offCAS:], cas)
+	setCAS(b, cas)
 	le.PutUint32(b[offExp:], exptime)
 	setAtime(b, atime)
 	var bits byte
@@ -160,12 +165,19 @@ func itemFlags(b []byte, l layout) uint32 {
 	return le.Uint32(b[l.flagsOff:])
 }
 
-func itemCAS(b []byte) uint64 { return le.Uint64(b[offCAS:]) }
+func itemCAS(b []byte) uint64 {
+	_ = b[offCAS+5]
+	return uint64(le.Uint32(b[offCAS:])) | uint64(le.Uint16(b[offCAS+4:]))<<32
+}
 func itemExp(b []byte) uint32 { return le.Uint32(b[offExp:]) }
 func itemAtime(b []byte) uint32 {
 	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[offAtime])))
 }
-func setCAS(b []byte, v uint64) { le.PutUint64(b[offCAS:], v) }
+func setCAS(b []byte, v uint64) {
+	_ = b[offCAS+5]
+	le.PutUint32(b[offCAS:], uint32(v))
+	le.PutUint16(b[offCAS+4:], uint16(v>>32))
+}
 func setExp(b []byte, v uint32) { le.PutUint32(b[offExp:], v) }
 func setAtime(b []byte, v uint32) {
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[offAtime])), v)

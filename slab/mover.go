@@ -399,7 +399,7 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 	if c.cursor == h {
 		c.cursor = nh
 	}
-	st.slots[pos] = st.slots[pos]&^0xFFFFFFFF | uint64(nh)
+	st.hs[pos] = nh
 	s.freeChunk(c, h)
 	return true
 }
@@ -499,6 +499,21 @@ func (s *Store) maintain() {
 		}
 	}
 	s.crawlerTick()
+	s.collectIndex()
+}
+
+// collectIndex runs a garbage collection once the index tables replaced
+// by stripe growth add up to 1/64 of the memory limit (at least 4 MiB).
+// The pages make the live heap about as large as -m, so the Go pacer
+// would otherwise let that garbage pile up to -m before collecting it,
+// and the process would hold it as RSS. The heap holds few pointers (the
+// pages and tables are pointer-free), so a collection costs about a
+// millisecond whatever the number of items.
+func (s *Store) collectIndex() {
+	if s.idxFreed.Load() >= max(s.limit.Load()/64, 4<<20) {
+		s.idxFreed.Store(0)
+		runtime.GC()
+	}
 }
 
 // noteEviction is called (c.mu held) when c evicts an item.

@@ -42,8 +42,8 @@ func checkStore(t *testing.T, s *Store) {
 	for i := range s.stripes {
 		st := &s.stripes[i]
 		st.mu.Lock()
-		for _, e := range st.slots {
-			if e != 0 {
+		for _, h := range st.hs {
+			if h != 0 {
 				indexed++
 			}
 		}

@@ -57,7 +57,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	sizes := s.ClassSizes()
-	if sizes[0] != 80 { // 28-byte header + 48, aligned to 8
+	if sizes[0] != 80 { // 26-byte header + 48, aligned to 8
 		t.Errorf("class 1 = %d, want 80", sizes[0])
 	}
 	if sizes[len(sizes)-1] != 1<<20 || sizes[len(sizes)-2] != 1<<19 {
@@ -897,4 +897,36 @@ func BenchmarkManyItems(b *testing.B) {
 // the first page of every class, which memcached grants past the limit.
 func budgetWithFirstPages(s *Store, limit int64) int64 {
 	return limit + int64(len(s.ClassSizes()))*int64(s.pageSize)
+}
+
+// TestStripeTable exercises one index stripe past 2^16 slots (where tags
+// repeat) with inserts, lookups by handle and backward-shift deletions.
+func TestStripeTable(t *testing.T) {
+	var st stripe
+	st.init(initStripeSlots)
+	rng := rand.New(rand.NewSource(3))
+	const n = 100_000
+	tags := make([]uint32, n+1)
+	for h := uint32(1); h <= n; h++ {
+		tags[h] = rng.Uint32()
+		st.insert(tags[h], h)
+	}
+	if len(st.tags) <= 1<<16 || st.count != n {
+		t.Fatalf("%d slots, %d items", len(st.tags), st.count)
+	}
+	for h := uint32(1); h <= n; h += 2 {
+		pos := st.posOf(tags[h], h)
+		if pos < 0 {
+			t.Fatalf("handle %d not found", h)
+		}
+		st.removeAt(pos)
+	}
+	for h := uint32(1); h <= n; h++ {
+		if found := st.posOf(tags[h], h) >= 0; found != (h%2 == 0) {
+			t.Fatalf("handle %d: found %v", h, found)
+		}
+	}
+	if st.count != n/2 {
+		t.Fatalf("%d items", st.count)
+	}
 }

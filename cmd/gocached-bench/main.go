@@ -360,13 +360,14 @@ func memoryCmd() *cli.Command {
 		Flags: append(serverFlags(0),
 			&cli.IntFlag{Name: "items", Aliases: []string{"n"}, Value: 1000000, Usage: "items to store"},
 			&cli.IntFlag{Name: "size", Value: 100, Usage: "value size in bytes"},
+			&cli.IntFlag{Name: "size-max", Usage: "with it, value sizes are uniform between --size and this"},
 			&cli.IntFlag{Name: "conns", Aliases: []string{"c"}, Value: 16, Usage: "connections"},
 		),
 		Action: func(c *cli.Context) error {
 			env := bench.CurrentEnv()
-			n, size := c.Int("items"), c.Int("size")
+			n, size, sizeMax := c.Int("items"), c.Int("size"), max(c.Int("size"), c.Int("size-max"))
 			if c.Int("memory") == 0 { // room for everything: no eviction
-				need := float64(n) * float64(size+120) * 1.5 / (1 << 20)
+				need := float64(n) * float64(sizeMax+120) * 1.5 / (1 << 20)
 				c.Set("memory", strconv.Itoa(max(64, int(need)+16)))
 			}
 			specs, failed, cleanup, err := servers(c, &env)
@@ -374,7 +375,7 @@ func memoryCmd() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rep := bench.Memory(c.Context, bench.MemoryOptions{Servers: specs, Items: n, Size: size,
+			rep := bench.Memory(c.Context, bench.MemoryOptions{Servers: specs, Items: n, Size: size, SizeMax: sizeMax,
 				Reps: c.Int("reps"), Conns: c.Int("conns"), Log: logw(c), Failed: failed})
 			for _, r := range rep.Runs {
 				if r.Version != "" {
@@ -382,8 +383,12 @@ func memoryCmd() *cli.Command {
 				}
 			}
 			rep.Env = env
-			rep.Options = map[string]any{"items": n, "size": size, "memory_mb": c.Int("memory"), "reps": c.Int("reps")}
-			fmt.Printf("gocached-bench memory  %s  %d items of %d B, -m %d\n\n", env.Date.Format(time.RFC3339), n, size, c.Int("memory"))
+			rep.Options = map[string]any{"items": n, "size": size, "size_max": sizeMax, "memory_mb": c.Int("memory"), "reps": c.Int("reps")}
+			sz := strconv.Itoa(size)
+			if sizeMax > size {
+				sz += "-" + strconv.Itoa(sizeMax)
+			}
+			fmt.Printf("gocached-bench memory  %s  %d items of %s B, -m %d\n\n", env.Date.Format(time.RFC3339), n, sz, c.Int("memory"))
 			bench.WriteMemoryTable(os.Stdout, rep)
 			jp := stamp(c.String("out"), "memory", ".json")
 			if err := bench.WriteJSON(jp, rep); err != nil {
