@@ -13,9 +13,7 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,57 +32,6 @@ func StartGocachedServer(tb testing.TB, mutate func(*server.Config)) *server.Ser
 			mutate(cfg)
 		}
 	})
-}
-
-// StartMemcachedUDP starts the real memcached on free loopback TCP and UDP
-// ports (-p -1 -U -1) with the extra args given, stops it when the test
-// ends, and returns both "127.0.0.1:port" addresses.
-func StartMemcachedUDP(tb testing.TB, args ...string) (tcpAddr, udpAddr string) {
-	tb.Helper()
-	bin := RequireTool(tb, "memcached")
-	portFile := filepath.Join(tb.TempDir(), "port")
-	full := append([]string{"-l", "127.0.0.1", "-p", "-1", "-U", "-1"}, args...)
-	if os.Geteuid() == 0 {
-		full = append(full, "-u", "root")
-	}
-	cmd := exec.Command(bin, full...)
-	cmd.Env = append(os.Environ(), "MEMCACHED_PORT_FILENAME="+portFile)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if b, err := os.ReadFile(portFile); err == nil {
-			for _, line := range strings.Split(string(b), "\n") {
-				if port, ok := strings.CutPrefix(line, "TCP INET: "); ok {
-					tcpAddr = net.JoinHostPort("127.0.0.1", strings.TrimSpace(port))
-				}
-				if port, ok := strings.CutPrefix(line, "UDP INET: "); ok {
-					udpAddr = net.JoinHostPort("127.0.0.1", strings.TrimSpace(port))
-				}
-			}
-			if tcpAddr != "" && udpAddr != "" {
-				WaitListening(tb, "tcp", tcpAddr)
-				return tcpAddr, udpAddr
-			}
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			tb.Fatalf("memcached %v exited at start: %v", full, err)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("memcached %v did not report its ports within 5 s", full)
-		}
-	}
 }
 
 // UDPDatagram is one datagram of a memcached UDP reply: its frame header

@@ -53,9 +53,26 @@ func FreePort(tb testing.TB) int {
 // parallel tests open meanwhile.
 func StartMemcached(tb testing.TB, args ...string) string {
 	tb.Helper()
+	tcpAddr, _ := startMemcached(tb, false, args)
+	return tcpAddr
+}
+
+// StartMemcachedUDP is StartMemcached with UDP on too (-U -1): it returns
+// both "127.0.0.1:port" addresses.
+func StartMemcachedUDP(tb testing.TB, args ...string) (tcpAddr, udpAddr string) {
+	tb.Helper()
+	return startMemcached(tb, true, args)
+}
+
+func startMemcached(tb testing.TB, udp bool, args []string) (tcpAddr, udpAddr string) {
+	tb.Helper()
 	bin := RequireTool(tb, "memcached")
 	portFile := filepath.Join(tb.TempDir(), "port")
-	full := append([]string{"-l", "127.0.0.1", "-p", "-1", "-U", "0"}, args...)
+	udpPort := "0"
+	if udp {
+		udpPort = "-1"
+	}
+	full := append([]string{"-l", "127.0.0.1", "-p", "-1", "-U", udpPort}, args...)
 	if os.Geteuid() == 0 {
 		full = append(full, "-u", "root")
 	}
@@ -73,14 +90,19 @@ func StartMemcached(tb testing.TB, args ...string) string {
 	})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		// The file holds lines like "TCP INET: 12345".
+		// The file holds lines like "TCP INET: 12345" and "UDP INET: 12346".
 		if b, err := os.ReadFile(portFile); err == nil {
 			for _, line := range strings.Split(string(b), "\n") {
 				if port, ok := strings.CutPrefix(line, "TCP INET: "); ok {
-					addr := net.JoinHostPort("127.0.0.1", strings.TrimSpace(port))
-					WaitListening(tb, "tcp", addr)
-					return addr
+					tcpAddr = net.JoinHostPort("127.0.0.1", strings.TrimSpace(port))
 				}
+				if port, ok := strings.CutPrefix(line, "UDP INET: "); ok {
+					udpAddr = net.JoinHostPort("127.0.0.1", strings.TrimSpace(port))
+				}
+			}
+			if tcpAddr != "" && (!udp || udpAddr != "") {
+				WaitListening(tb, "tcp", tcpAddr)
+				return tcpAddr, udpAddr
 			}
 		}
 		select {
@@ -90,7 +112,7 @@ func StartMemcached(tb testing.TB, args ...string) string {
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("memcached %v did not report its port within 5 s", full)
+			tb.Fatalf("memcached %v did not report its ports within 5 s", full)
 		}
 	}
 }
