@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -343,12 +342,7 @@ func (c *conn) binFlush() {
 		return
 	}
 	atomic.AddUint64(&c.stats.cmdFlush, 1)
-	now := c.srv.clock.Now()
-	at := now
-	if delay := int64(r.ExptimeExtras()); delay > 0 {
-		at = c.srv.absExptime(delay, now/int64(time.Second)) * int64(time.Second)
-	}
-	c.srv.store.FlushAll(at)
+	c.srv.flushAll(int64(r.ExptimeExtras()))
 	c.binOK(0)
 }
 

@@ -236,23 +236,30 @@ func (c *conn) execFlushAll() {
 		c.replyError("CLIENT_ERROR flush_all not allowed")
 		return
 	}
-	atomic.AddUint64(&c.stats.cmdFlush, 1)
-	now := c.srv.clock.Now()
-	at := now
+	var delay int64
 	if len(r.Args) > 0 && !bytes.Equal(r.Args[0], []byte("noreply")) {
-		delay, ok := protocol.ParseInt32(r.Args[0])
-		if !ok {
+		var ok bool
+		if delay, ok = protocol.ParseInt32(r.Args[0]); !ok {
 			c.replyError(protocol.ErrBadExptime)
 			return
 		}
-		if delay > 0 {
-			// memcached flushes items last written at or before the second
-			// before the deadline, so "flush_all 1" acts at once.
-			at = (c.srv.absExptime(delay, now/int64(time.Second)) - 1) * int64(time.Second)
-		}
 	}
-	c.srv.store.FlushAll(at)
+	atomic.AddUint64(&c.stats.cmdFlush, 1)
+	c.srv.flushAll(delay)
 	c.reply(protocol.ReplyOK)
+}
+
+// flushAll invalidates every item, at once or after delay (an exptime:
+// relative seconds or a Unix time). memcached flushes the items last
+// written at or before the second before the deadline, so "flush_all 1"
+// acts at once.
+func (s *Server) flushAll(delay int64) {
+	now := s.clock.Now()
+	at := now
+	if delay > 0 {
+		at = (s.absExptime(delay, now/int64(time.Second)) - 1) * int64(time.Second)
+	}
+	s.store.FlushAll(at)
 }
 
 func (c *conn) execVerbosity() {
