@@ -169,6 +169,12 @@ func (c *conn) release() { c.releaseBuffers() }
 
 func (c *conn) serve() {
 	defer func() {
+		// A bug must cost one connection, not the cache: log it, as
+		// net/http does, and keep serving the others.
+		if v := recover(); v != nil {
+			c.srv.log.Error("panic serving connection", zap.Any("panic", v),
+				zap.Stringer("client", c.nc.RemoteAddr()), zap.Stack("stack"))
+		}
 		c.nc.Close()
 		c.release()
 	}()
