@@ -24,7 +24,7 @@ func RequireTool(tb testing.TB, name string) string {
 	if err == nil {
 		return path
 	}
-	msg := fmt.Sprintf("%s not found in PATH (install it: apt-get install -y memcached libmemcached-tools)", name)
+	msg := fmt.Sprintf("%s not found in PATH (.ci/run installs what the tests need: memcached, libmemcached-tools, nutcracker)", name)
 	if os.Getenv("CI") != "" {
 		tb.Fatal(msg)
 	}
