@@ -53,6 +53,12 @@ type Server struct {
 	bigBufs  bufBudget   // grown read buffers of all connections
 	prefixes prefixStats // "stats detail"
 
+	// Without maxconns_fast, accepting pauses at the connection limit
+	// (memcached's listen_disabled) until a connection closes.
+	slotFreed      chan struct{}
+	acceptPaused   atomic.Bool
+	listenDisabled atomic.Uint64
+
 	currConns     atomic.Int64
 	totalConns    atomic.Uint64
 	rejectedConns atomic.Uint64
@@ -95,12 +101,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Store = store.Config()
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		store: store,
-		clock: cfg.Store.Clock,
-		conns: map[*conn]struct{}{},
-		done:  make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     store,
+		clock:     cfg.Store.Clock,
+		conns:     map[*conn]struct{}{},
+		done:      make(chan struct{}),
+		slotFreed: make(chan struct{}, 1),
 	}
 	s.started = s.now()
 	s.bigBufs.limit = cfg.ReadBufMemLimit
@@ -244,6 +251,9 @@ func (s *Server) acceptLoop(l net.Listener) {
 	defer s.wg.Done()
 	var backoff time.Duration
 	for {
+		if !s.waitForSlot() {
+			return
+		}
 		nc, err := l.Accept()
 		if err != nil {
 			select {
@@ -295,11 +305,40 @@ func (s *Server) acceptLoop(l net.Listener) {
 			c.serve()
 			s.untrack(c)
 			s.currConns.Add(-1)
+			select {
+			case s.slotFreed <- struct{}{}:
+			default:
+			}
 			if s.verbosity.Load() > 2 {
 				s.log.Debug("connection closed", zap.Uint64("conn", c.id))
 			}
 		}()
 	}
+}
+
+// waitForSlot holds the accept loop at the connection limit when
+// maxconns_fast is off, so new clients wait in the listen backlog instead
+// of being refused; false once the server shuts down.
+func (s *Server) waitForSlot() bool {
+	if s.cfg.MaxConnsFast || s.currConns.Load() < int64(s.cfg.MaxConns) {
+		return true
+	}
+	s.listenDisabled.Add(1)
+	s.acceptPaused.Store(true)
+	defer s.acceptPaused.Store(false)
+	// Several listeners may wait; a short recheck covers the wake-up each
+	// freed slot sends to only one of them.
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for s.currConns.Load() >= int64(s.cfg.MaxConns) {
+		select {
+		case <-s.slotFreed:
+		case <-t.C:
+		case <-s.done:
+			return false
+		}
+	}
+	return true
 }
 
 func isTemporary(err error) bool {

@@ -230,3 +230,27 @@ func TestStatsGo(t *testing.T) {
 		t.Errorf("stats go does not end with END: %q", got)
 	}
 }
+
+// TestConnectionLimitSlow: without maxconns_fast a client over the limit
+// waits in the listen backlog and is served once a slot frees.
+func TestConnectionLimitSlow(t *testing.T) {
+	addr := testutil.StartGocached(t, func(cfg *server.Config) {
+		cfg.MaxConns = 1
+		cfg.MaxConnsFast = false
+	})
+	c1, _ := dialServed(t, addr)
+	c2, r2 := dialText(t, "tcp", addr)
+	_ = c2.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c2, "version\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c2.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if line, err := r2.ReadString('\n'); err == nil {
+		t.Fatalf("served over the limit: %q", line)
+	}
+	c1.Close()
+	_ = c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := r2.ReadString('\n'); line != "VERSION "+server.Version+"\r\n" {
+		t.Fatalf("after a slot freed: %q, %v", line, err)
+	}
+}

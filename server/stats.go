@@ -182,8 +182,8 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("bytes_read", t.bytesRead)
 	u("bytes_written", t.bytesWritten)
 	u("limit_maxbytes", st.LimitMaxbytes)
-	u("accepting_conns", 1)
-	u("listen_disabled_num", 0)
+	u("accepting_conns", b2u(!s.acceptPaused.Load()))
+	u("listen_disabled_num", s.listenDisabled.Load())
 	u("time_in_listen_disabled_us", 0)
 	u("threads", uint64(s.cfg.Threads))
 	u("conn_yields", 0)
@@ -354,7 +354,7 @@ func (s *Server) appendSettings(b []byte) []byte {
 	str("ssl_kernel_tls", "no")
 	str("ssl_min_version", sslMinVersionSetting(cfg.Extended))
 	str("num_napi_ids", "(null)")
-	str("memory_file", "(null)")
+	str("memory_file", orNull(cfg.Store.MemoryFile, "(null)"))
 	return b
 }
 

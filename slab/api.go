@@ -31,6 +31,11 @@ type Config struct {
 	DisableCAS       bool    // report CAS 0 and skip CAS checks (-C)
 	Clock            Clock   // default SystemClock
 
+	// MemoryFile (-e) maps this file for item memory, so that Persist can
+	// save the items for a restart with the same settings (persist.go).
+	// "" = item memory from the Go heap.
+	MemoryFile string
+
 	// Slab rebalancing and the LRU crawler (-o slab_automove, -o
 	// lru_crawler...). The zero values are memcached's defaults.
 	Automove       int           // -o slab_automove: 0 = default (1); AutomoveDisabled for 0; 1; 2

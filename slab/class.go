@@ -122,8 +122,15 @@ func (s *Store) newPage(ci int, first bool) uint32 {
 	if !first && (n+1)*int64(s.pageSize) > s.limit.Load() || n+1 > int64(s.maxPages) {
 		return 0
 	}
-	p := make([]byte, s.pageSize)
 	old := s.pt.Load()
+	var p []byte
+	if s.mem != nil {
+		if p = s.memPage(len(old.pages)); p == nil {
+			return 0 // the memory file is full
+		}
+	} else {
+		p = make([]byte, s.pageSize)
+	}
 	nt := &pageTable{pages: append(old.pages, p), cls: append(old.cls, uint8(ci))}
 	s.pt.Store(nt)
 	s.npages.Store(n + 1)

@@ -59,6 +59,8 @@ type Store struct {
 	cas      atomic.Uint64 // last CAS / store sequence handed out
 	flushSeq atomic.Uint64 // items with a sequence <= this are flushed
 	flushAt  atomic.Int64  // pending delayed flush (Unix ns), 0 = none
+
+	mem *memFile // Config.MemoryFile (persist.go), nil = pages from the heap
 }
 
 const (
@@ -160,6 +162,11 @@ func New(cfg Config) (*Store, error) {
 	s.stripeMask = uint64(ns - 1)
 	for i := range s.stripes {
 		s.stripes[i].init(initStripeSlots)
+	}
+	if cfg.MemoryFile != "" {
+		if err := s.openMemoryFile(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Maintenance >= 0 {
 		tick := cfg.Maintenance

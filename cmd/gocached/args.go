@@ -278,9 +278,7 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 	cfg.DisableWatch = c.Bool("disable-watch")
 	cfg.AuthFile = c.String("auth-file")
 	o.memoryFile = c.String("memory-file")
-	if o.memoryFile != "" {
-		ni("-e " + o.memoryFile)
-	}
+	cfg.Store.MemoryFile = o.memoryFile
 	cfg.TLS = c.Bool("enable-ssl")
 	if c.IsSet("napi-ids") {
 		o.napiIDs = int(num(c, "napi-ids"))

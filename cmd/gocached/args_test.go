@@ -116,7 +116,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"--disable-watch"}, func(o *options) bool { return o.cfg.DisableWatch }},
 		{[]string{"-Y", "/etc/auth"}, func(o *options) bool { return o.cfg.AuthFile == "/etc/auth" }},
 		{[]string{"--auth-file=/a"}, func(o *options) bool { return o.cfg.AuthFile == "/a" }},
-		{[]string{"-e", "/dev/shm/mc"}, func(o *options) bool { return o.memoryFile == "/dev/shm/mc" && hasNI(o, "-e /dev/shm/mc") }},
+		{[]string{"-e", "/dev/shm/mc"}, func(o *options) bool {
+			return o.memoryFile == "/dev/shm/mc" && o.cfg.Store.MemoryFile == "/dev/shm/mc" && !hasNI(o, "-e /dev/shm/mc")
+		}},
 		{[]string{"--memory-file=/m"}, func(o *options) bool { return o.memoryFile == "/m" }},
 		{[]string{"-Z"}, func(o *options) bool { return o.cfg.TLS }},
 		{[]string{"--enable-ssl"}, func(o *options) bool { return o.cfg.TLS }},

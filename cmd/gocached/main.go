@@ -44,6 +44,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/slab"
 )
 
 const (
@@ -52,7 +53,7 @@ const (
 	daemonEnv = "GOCACHED_DAEMON_CHILD"
 	// daemonWait is how long the -d parent waits for the child to listen.
 	daemonWait = 5 * time.Second
-	// shutdownTimeout bounds the graceful stop on SIGINT/SIGTERM.
+	// shutdownTimeout bounds the graceful stop on SIGINT/SIGTERM/SIGUSR1.
 	shutdownTimeout = 10 * time.Second
 )
 
@@ -68,6 +69,12 @@ type daemon interface {
 type reloader interface {
 	ReloadAuthFile() error
 	ReloadCerts() error
+}
+
+// persister is the part of *server.Server a warm restart (-e) uses.
+type persister interface {
+	Persist() error
+	Restore() slab.RestoreInfo
 }
 
 // reloadOnHangup re-reads the -Y auth file (as memcached does on SIGHUP)
@@ -201,6 +208,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exUsage, "%v", err)
 	}
+	pers, _ := srv.(persister)
+	if pers != nil && cfg.Store.MemoryFile != "" {
+		if r := pers.Restore(); r.Restored {
+			logger.Info("restored items from memory file", zap.String("file", cfg.Store.MemoryFile),
+				zap.Int("items", r.Items), zap.Int("dropped", r.Dropped), zap.Time("saved", r.SavedAt))
+		} else {
+			logger.Warn("memory file: starting empty", zap.String("file", cfg.Store.MemoryFile),
+				zap.String("reason", r.Reason))
+		}
+	}
 	if err := srv.Listen(); err != nil {
 		return fail(exOSErr, "failed to listen: %v", err)
 	}
@@ -230,7 +247,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	// SIGUSR1 is memcached's graceful stop; with -e it saves the items
+	// for a warm restart.
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	defer signal.Stop(sigc)
 	if r, ok := srv.(reloader); ok {
 		hup := make(chan os.Signal, 1)
@@ -259,6 +278,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 				logger.Warn("serve", zap.Error(err))
 			}
 		case <-ctx.Done():
+		}
+		if sig == syscall.SIGUSR1 && pers != nil && cfg.Store.MemoryFile != "" {
+			if err := pers.Persist(); err != nil {
+				logger.Error("saving the memory file", zap.Error(err))
+				return 1
+			}
+			logger.Info("saved memory file for restart", zap.String("file", cfg.Store.MemoryFile))
 		}
 		return 0
 	case err := <-errc:

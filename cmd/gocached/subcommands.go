@@ -468,6 +468,11 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "usage: "+clusterUsage)
 		return 0
 	}
+	if opts.cfg.Store.MemoryFile != "" {
+		// One file would serve every node: each needs its own.
+		fmt.Fprintln(stderr, "gocached cluster up: -e (memory file) is per node; run the nodes separately to use it")
+		return exUsage
+	}
 	for _, s := range opts.notices {
 		fmt.Fprintln(stderr, s)
 	}
