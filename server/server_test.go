@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +253,19 @@ func TestConnectionLimitSlow(t *testing.T) {
 	_ = c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if line, err := r2.ReadString('\n'); line != "VERSION "+server.Version+"\r\n" {
 		t.Fatalf("after a slot freed: %q, %v", line, err)
+	}
+}
+
+// TestMetadumpFormat: lru_crawler metadump prints memcached's line format
+// (URI-encoded key, absolute expiry or -1, last access, CAS, fetched,
+// class, size), then END.
+func TestMetadumpFormat(t *testing.T) {
+	addr := testutil.StartGocached(t, nil)
+	c, r := dialText(t, "tcp", addr)
+	roundTrip(t, c, r, "set foo 0 0 3\r\nbar\r\nset k%20x 5 100 1\r\nz\r\nget foo\r\n")
+	got := roundTrip(t, c, r, "lru_crawler metadump all\r\n")
+	want := regexp.MustCompile(`^(key=(foo exp=-1|k%2520x exp=\d+) la=\d+ cas=\d+ fetch=(yes|no) cls=\d+ size=\d+\n){2}END\r\n$`)
+	if !want.MatchString(got) || !strings.Contains(got, "key=foo exp=-1") || !strings.Contains(got, "fetch=yes") {
+		t.Fatalf("metadump:\n%s", got)
 	}
 }
