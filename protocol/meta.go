@@ -42,7 +42,6 @@ type MetaFlags struct {
 	norder  uint8    // len(order) used
 	Opaque  []byte   // the O token, letter included ("O123")
 	CAS     uint64   // C
-	NewCAS  uint64   // E
 	Flags   uint32   // F (client flags)
 	TTL     int64    // T, as sent (relative, absolute or negative)
 	Vivify  int64    // N, as sent
@@ -71,10 +70,12 @@ func (m *MetaFlags) Has(c byte) bool { return m.present&flagBit(c) != 0 }
 // Order returns the flag letters in the order they were sent.
 func (m *MetaFlags) Order() []byte { return m.order[:m.norder] }
 
-// flags memcached 1.6.18 accepts on every meta command, plus E (explicit
-// CAS) and x (drop the value), which the current protocol.txt documents.
+// flags memcached 1.6.18 accepts on every meta command, plus x (drop the
+// value), which the current protocol.txt documents. E (an explicit new CAS)
+// is refused as 1.6.18 refuses it: gocached's CAS also orders flushes, so
+// a client-chosen CAS needs the store to keep a separate flush sequence.
 var knownFlags = func() (b uint64) {
-	for _, c := range []byte("bcCDEfFhIJklLMNOPqRsTtuvx") {
+	for _, c := range []byte("bcCDfFhIJklLMNOPqRsTtuvx") {
 		b |= flagBit(c)
 	}
 	return
@@ -202,10 +203,6 @@ func (m *MetaFlags) preparse(args [][]byte, keyBuf []byte) error {
 			m.Flags = uint32(v)
 		case 'C':
 			if m.CAS, ok = parseStrtoull(val); !ok {
-				err = ErrMetaBadToken
-			}
-		case 'E':
-			if m.NewCAS, ok = parseStrtoull(val); !ok {
 				err = ErrMetaBadToken
 			}
 		case 'M':

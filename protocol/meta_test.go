@@ -39,9 +39,10 @@ func TestParseMetaTable(t *testing.T) {
 				}
 				return ""
 			}},
-		{line: "mg k T30 N-5 R+7 C12 E13\r\n", size: -1, key: "k", has: "TNRCE",
+		{line: "mg k E13\r\n", err: ErrMetaInvalidFlag, size: -1},
+		{line: "mg k T30 N-5 R+7 C12\r\n", size: -1, key: "k", has: "TNRC",
 			chk: func(m *MetaFlags) string {
-				if m.TTL != 30 || m.Vivify != -5 || m.Recache != 7 || m.CAS != 12 || m.NewCAS != 13 {
+				if m.TTL != 30 || m.Vivify != -5 || m.Recache != 7 || m.CAS != 12 {
 					return fmt.Sprintf("%+v", *m)
 				}
 				return ""

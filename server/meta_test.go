@@ -42,8 +42,8 @@ func TestMetaProtocolTxt(t *testing.T) {
 		// ms MA N: append vivifies on a miss (1.6.18: NS).
 		{"ms v 1 MA N0\r\nx\r\n", "HD\r\n"},
 		{"mg v v\r\n", "VA 1\r\nx\r\n"},
-		// mg/ms/ma E are accepted (1.6.18: invalid flag).
-		{"mg k E5\r\n", "HD\r\n"},
+		// E is refused, as 1.6.18 refuses it.
+		{"mg k E5\r\n", "CLIENT_ERROR invalid flag\r\n"},
 		// md x empties the value, keeping the client flags.
 		{"ms x 1 F5\r\nx\r\n", "HD\r\n"},
 		{"md x x\r\n", "HD\r\n"},
@@ -51,8 +51,6 @@ func TestMetaProtocolTxt(t *testing.T) {
 		// md x I leaves a stale tombstone.
 		{"md x x I\r\n", "HD\r\n"},
 		{"mg x v\r\n", "VA 0 X W\r\n\r\n"},
-		// E needs a number.
-		{"ms c 1 E\r\nx\r\n", "CLIENT_ERROR bad token in command line format\r\n"},
 	}
 	addr := testutil.StartGocached(t, nil)
 	c, err := net.Dial("tcp", addr)
