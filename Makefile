@@ -61,7 +61,7 @@ fuzz:
 
 lint:
 	$(GO) vet $(PKGS)
-	gofmt -l .
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
 clean:
 	rm -rf $(BIN)
