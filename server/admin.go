@@ -10,8 +10,8 @@ import (
 )
 
 // execAdmin answers the maintenance commands: lru_crawler, slabs and lru,
-// with memcached 1.6.18's replies. watch, misbehave and debugtime are not
-// built and answer ERROR (refresh_certs is answered in tls.go).
+// with memcached 1.6.18's replies, and routes watch to watch.go. misbehave
+// and debugtime are not built and answer ERROR (refresh_certs is answered in tls.go).
 func (c *conn) execAdmin() {
 	switch c.req.Command {
 	case protocol.CmdLruCrawler:
@@ -20,6 +20,8 @@ func (c *conn) execAdmin() {
 		c.execSlabs()
 	case protocol.CmdLru:
 		c.execLru()
+	case protocol.CmdWatch:
+		c.execWatch()
 	default:
 		c.replyError(protocol.ErrUnknownCommand)
 	}

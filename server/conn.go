@@ -77,21 +77,23 @@ type conn struct {
 
 	// raw lets an idle connection wait for input without holding buffers
 	// (nil for TLS, which must read through its own buffer).
-	raw      syscall.RawConn
-	waited   bool
-	readable func(uintptr) bool // c.onReadable, bound once
-	swallow  int                // input bytes still to discard (payload of a refused set)
-	bigBuf   int                // size of rbuf while charged to srv.bigBufs, else 0
-	scratch  []byte             // value copies for retrievals
-	req      protocol.Request
-	metaKey  [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
-	closing  bool                        // close after writing the pending replies
-	proto    wireProtocol
-	lastCmd  atomic.Int64
-	stats    connStats
-	shutdown atomic.Bool // set by wake: finish in-flight replies and close
-	bin      binConn     // binary request and SASL state (binary.go)
-	auth     asciiAuth   // -Y authentication state (asciiauth.go)
+	raw         syscall.RawConn
+	waited      bool
+	readable    func(uintptr) bool // c.onReadable, bound once
+	swallow     int                // input bytes still to discard (payload of a refused set)
+	bigBuf      int                // size of rbuf while charged to srv.bigBufs, else 0
+	wbufCharged int                // bytes of wbuf's growth charged to srv.bigBufs
+	scratch     []byte             // value copies for retrievals
+	req         protocol.Request
+	metaKey     [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
+	closing     bool                        // close after writing the pending replies
+	proto       wireProtocol
+	lastCmd     atomic.Int64
+	stats       connStats
+	shutdown    atomic.Bool // set by wake: finish in-flight replies and close
+	bin         binConn     // binary request and SASL state (binary.go)
+	auth        asciiAuth   // -Y authentication state (asciiauth.go)
+	watcher     *watcher    // set by the watch command (watch.go)
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -175,9 +177,11 @@ func (c *conn) serve() {
 			c.srv.log.Error("panic serving connection", zap.Any("panic", v),
 				zap.Stringer("client", c.nc.RemoteAddr()), zap.Stack("stack"))
 		}
+		c.srv.watch.connClose(c)
 		c.nc.Close()
 		c.release()
 	}()
+	c.srv.watch.connNew(c)
 	idle := c.srv.cfg.IdleTimeout
 	for !c.closing {
 		if c.shutdown.Load() {
@@ -205,6 +209,10 @@ func (c *conn) serve() {
 			atomic.AddUint64(&c.stats.bytesRead, uint64(n))
 			c.rend += n
 			c.process()
+			if c.watcher != nil { // the watch command: stream logs instead
+				c.serveWatch()
+				return
+			}
 			if !c.flush() {
 				return
 			}
@@ -222,22 +230,40 @@ func (c *conn) retryRead(err error, idle time.Duration) bool {
 	return errors.As(err, &ne) && ne.Timeout() && !c.shutdown.Load() && idle == 0
 }
 
-// flush writes every pending reply in one write; false if the peer is gone.
+// flush writes every pending reply in one write; false if the peer is gone
+// or the replies did not fit the connection-buffer budget.
+//
+// A write buffer grown past its pooled size is charged to the budget that
+// read buffers share (memcached's read_buf_mem_limit) while the write is in
+// flight: clients that request large values and never read the replies
+// cannot make the server hold more than the budget. Over budget, the
+// replies give way to memcached's error and the connection closes.
 func (c *conn) flush() bool {
 	if len(c.wbuf) == 0 {
 		return true
+	}
+	refused := false
+	if grown := cap(c.wbuf) - initialBufSize; grown > 0 {
+		if c.srv.bigBufs.reserve(grown) {
+			c.wbufCharged = grown
+		} else {
+			c.wbuf = append(c.wbuf[:0], "SERVER_ERROR out of memory writing get response\r\n"...)
+			c.closing, refused = true, true
+		}
 	}
 	if c.srv.verbosity.Load() > 1 {
 		c.debugf(">", zap.Stringer("client", c.nc.RemoteAddr()), zap.ByteString("replies", c.wbuf[:min(len(c.wbuf), 1024)]))
 	}
 	n, err := c.nc.Write(c.wbuf)
 	atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
+	c.srv.bigBufs.release(c.wbufCharged)
+	c.wbufCharged = 0
 	if c.wpool != nil && cap(c.wbuf) != cap(*c.wpool) {
 		// Grown past the pooled buffer: drop the big one, keep the pooled.
 		c.wbuf = *c.wpool
 	}
 	c.wbuf = c.wbuf[:0]
-	return err == nil
+	return err == nil && !refused
 }
 
 // makeRoom ensures the read buffer can take more input: it moves unparsed
@@ -293,8 +319,8 @@ func (c *conn) releaseBigBuf() {
 	c.bigBuf = 0
 }
 
-// bufBudget bounds the bytes held by grown read buffers across all
-// connections (memcached's read_buf_mem_limit).
+// bufBudget bounds the bytes held by grown read and write buffers across
+// all connections (memcached's read_buf_mem_limit).
 type bufBudget struct {
 	used  atomic.Int64
 	limit int64

@@ -61,6 +61,7 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 	var ok bool
 	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &opt)
 	c.srv.prefixes.record(m.Key, getOp(ok))
+	c.srv.watch.fetch(c, m.Key, ok, it.Size)
 	if touch {
 		atomic.AddUint64(&c.stats.cmdTouch, 1)
 	} else {
@@ -184,7 +185,9 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 		opt.Vivify = true
 		opt.VivifyExptime = c.srv.absExptime(m.Vivify, now)
 	}
+	c.srv.watch.peek(c, m.Key)
 	res, cas := c.srv.store.Set(m.Key, data, &opt)
+	c.srv.watch.store(c, m.Key, res, &opt, len(data))
 	c.srv.prefixes.record(m.Key, prefixSet)
 	var code string
 	switch res {
@@ -252,6 +255,7 @@ func (c *conn) metaDelete(m *protocol.MetaFlags) {
 		stale = c.srv.absExptime(m.TTL, now)
 	}
 	var res slab.Result
+	c.srv.watch.peek(c, m.Key)
 	if m.Has('x') {
 		res = c.metaDropValue(m, stale)
 	} else {

@@ -28,10 +28,11 @@ var ErrServerClosed = errors.New("gocached: server closed")
 // behaviour gocached matches.
 const Version = "1.6.18"
 
-// defaultReadBufMemLimit bounds the grown read buffers of all connections
-// together when -o read_buf_mem_limit is not given: enough for 64 clients
-// sending 1 MB values at once. memcached leaves them unbounded; gocached
-// keeps what a client can make it allocate beyond -m small and fixed.
+// defaultReadBufMemLimit bounds the grown read and write buffers of all
+// connections together when -o read_buf_mem_limit is not given (or -m/8,
+// when larger): enough for 64 clients moving 1 MB values at once.
+// memcached leaves them unbounded; gocached keeps what clients can make it
+// allocate beyond -m bounded.
 const defaultReadBufMemLimit = 64 << 20
 
 // Server is a memcached-compatible server.
@@ -70,6 +71,8 @@ type Server struct {
 	tls  tlsState  // -Z certificates (tls.go)
 	udp  udpState  // -U sockets (udp.go)
 	auth authState // -Y credentials (asciiauth.go)
+
+	watch watchHub // watch command (watch.go)
 }
 
 // New validates cfg and builds the store. It opens no sockets.
@@ -112,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	s.started = s.now()
 	s.bigBufs.limit = cfg.ReadBufMemLimit
 	if s.bigBufs.limit <= 0 {
-		s.bigBufs.limit = defaultReadBufMemLimit
+		s.bigBufs.limit = max(defaultReadBufMemLimit, cfg.Store.MemoryLimit/8)
 	}
 	s.verbosity.Store(int32(cfg.Verbosity))
 	s.prefixes.delimiter = ':'

@@ -25,6 +25,9 @@ func dialText(t *testing.T, network, addr string) (net.Conn, *bufio.Reader) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// No test talks to a connection for this long: a server that stops
+	// answering fails the test rather than hanging it.
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	return c, bufio.NewReader(c)
 }
 
@@ -268,4 +271,27 @@ func TestMetadumpFormat(t *testing.T) {
 	if !want.MatchString(got) || !strings.Contains(got, "key=foo exp=-1") || !strings.Contains(got, "fetch=yes") {
 		t.Fatalf("metadump:\n%s", got)
 	}
+}
+
+// TestWriteBufferBudget: a reply that would take the connection buffers
+// past read_buf_mem_limit is refused with memcached's error, not held.
+func TestWriteBufferBudget(t *testing.T) {
+	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.ReadBufMemLimit = 512 << 10 })
+	c, r := dialText(t, "tcp", addr)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A 900 KB value built from requests that each fit the budget.
+	part := strings.Repeat("v", 300000)
+	expectReply(t, c, r, "set big 0 0 300000\r\n"+part+"\r\n", "STORED\r\n")
+	expectReply(t, c, r, "append big 0 0 300000\r\n"+part+"\r\n", "STORED\r\n")
+	expectReply(t, c, r, "append big 0 0 300000\r\n"+part+"\r\n", "STORED\r\n")
+	expectReply(t, c, r, "set small 0 0 1\r\nx\r\n", "STORED\r\n")
+	if _, err := io.WriteString(c, "get big\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := expectClosed(t, r); got != "SERVER_ERROR out of memory writing get response\r\n" {
+		t.Fatalf("get over the budget: %.60q", got)
+	}
+	c2, r2 := dialText(t, "tcp", addr)
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	expectReply(t, c2, r2, "get small\r\n", "VALUE small 0 1\r\nx\r\nEND\r\n")
 }

@@ -202,11 +202,13 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("lru_crawler_starts", st.LRUCrawlerStarts)
 	u("lru_maintainer_juggles", 0)
 	u("malloc_fails", 0)
-	for _, name := range []string{"log_worker_dropped", "log_worker_written",
-		"log_watcher_skipped", "log_watcher_sent", "log_watchers",
-		"unexpected_napi_ids", "round_robin_fallback"} {
-		u(name, 0)
-	}
+	u("log_worker_dropped", 0)
+	u("log_worker_written", 0)
+	u("log_watcher_skipped", s.watch.skipped.Load())
+	u("log_watcher_sent", s.watch.sent.Load())
+	u("log_watchers", uint64(s.watch.count()))
+	u("unexpected_napi_ids", 0)
+	u("round_robin_fallback", 0)
 	u("bytes", st.Bytes)
 	u("curr_items", st.CurrItems)
 	u("total_items", st.TotalItems)

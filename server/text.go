@@ -129,7 +129,9 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 		Exptime: c.srv.absExptime(r.Exptime, c.srv.now()),
 		CAS:     r.CAS,
 	}
+	c.srv.watch.peek(c, r.Key)
 	res, _ := c.srv.store.Set(r.Key, data, &opt)
+	c.srv.watch.store(c, r.Key, res, &opt, len(data))
 	switch res {
 	case slab.Stored:
 		c.reply(protocol.ReplyStored)
@@ -164,6 +166,7 @@ func (c *conn) execRetrieval() {
 		var ok bool
 		c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, opt)
 		c.srv.prefixes.record(key, getOp(ok))
+		c.srv.watch.fetch(c, key, ok, it.Size)
 		if !ok {
 			continue
 		}
@@ -171,7 +174,7 @@ func (c *conn) execRetrieval() {
 		c.wbuf = protocol.AppendValue(c.wbuf, key, it.Flags, c.scratch, it.CAS, withCAS)
 		if len(c.wbuf) > flushThreshold && !c.flush() {
 			c.closing = true
-			break
+			return // the peer is gone, or the reply was refused: no END
 		}
 	}
 	c.wbuf = append(c.wbuf, protocol.ReplyEnd...)
@@ -192,6 +195,7 @@ func (c *conn) execRetrieval() {
 
 func (c *conn) execDelete() {
 	c.srv.prefixes.record(c.req.Key, prefixDelete)
+	c.srv.watch.peek(c, c.req.Key)
 	switch c.srv.store.Delete(c.req.Key, 0, false, 0) {
 	case slab.Deleted:
 		c.reply(protocol.ReplyDeleted)
@@ -202,6 +206,7 @@ func (c *conn) execDelete() {
 
 func (c *conn) execArith() {
 	r := &c.req
+	c.srv.watch.peek(c, r.Key)
 	v, _, res := c.srv.store.Arith(r.Key, r.Command == protocol.CmdIncr, r.Delta, nil)
 	switch res {
 	case slab.Stored:
@@ -221,6 +226,7 @@ func (c *conn) execArith() {
 func (c *conn) execTouch() {
 	atomic.AddUint64(&c.stats.cmdTouch, 1)
 	exp := c.srv.absExptime(c.req.Exptime, c.srv.now())
+	c.srv.watch.peek(c, c.req.Key)
 	if c.srv.store.Touch(c.req.Key, exp) == slab.Touched {
 		atomic.AddUint64(&c.stats.touchHits, 1)
 		c.reply(protocol.ReplyTouched)
