@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -17,30 +16,6 @@ import (
 
 	"github.com/gocached/gocached/internal/testutil"
 )
-
-// send writes text commands to addr and reads n lines of reply.
-func send(t *testing.T, addr, cmds string, n int) []string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, cmds); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(c)
-	var lines []string
-	for range n {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%q: read after %q: %v", cmds, lines, err)
-		}
-		lines = append(lines, strings.TrimRight(l, "\r\n"))
-	}
-	return lines
-}
 
 func TestHealthcheck(t *testing.T) {
 	addr := testutil.StartGocached(t, nil)
@@ -107,8 +82,8 @@ func tableRows(out string) map[string][]string {
 func TestStatsAggregation(t *testing.T) {
 	a := testutil.StartGocached(t, nil)
 	b := testutil.StartGocached(t, nil)
-	send(t, a, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nget k1\r\n", 5)
-	send(t, b, "set k3 0 0 1\r\nz\r\nget k3 nope\r\n", 4)
+	testutil.SendLines(t, a, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nget k1\r\n", 5)
+	testutil.SendLines(t, b, "set k3 0 0 1\r\nz\r\nget k3 nope\r\n", 4)
 
 	code, out, errs := runArgs("stats", "--servers", a+","+b)
 	if code != 0 || errs != "" {
@@ -226,13 +201,13 @@ func TestClusterUp(t *testing.T) {
 	}
 	for i, addr := range list {
 		key := fmt.Sprintf("k%d", i)
-		got := send(t, addr, "set "+key+" 0 0 1\r\nv\r\nget "+key+"\r\nstats settings\r\n", 4)
+		got := testutil.SendLines(t, addr, "set "+key+" 0 0 1\r\nv\r\nget "+key+"\r\nstats settings\r\n", 4)
 		if got[0] != "STORED" || got[2] != "v" {
 			t.Errorf("node %s: %q", addr, got)
 		}
 		// Each node has its own store: the key set on another is absent.
 		other := list[(i+1)%3]
-		if got := send(t, other, "get "+key+"\r\n", 1); got[0] != "END" {
+		if got := testutil.SendLines(t, other, "get "+key+"\r\n", 1); got[0] != "END" {
 			t.Errorf("node %s sees %s's key: %q", other, addr, got)
 		}
 	}
@@ -357,7 +332,7 @@ func TestRunMetricsListen(t *testing.T) {
 			"-o", fmt.Sprintf("metrics_listen=127.0.0.1:%d", mport)}, io.Discard, &errb)
 	}()
 	testutil.WaitListening(t, "tcp", addr)
-	send(t, addr, "set x 0 0 1\r\n1\r\nget x\r\nget y\r\n", 4)
+	testutil.SendLines(t, addr, "set x 0 0 1\r\n1\r\nget x\r\nget y\r\n", 4)
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(murl)
 	if err != nil {

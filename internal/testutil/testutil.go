@@ -4,7 +4,9 @@
 package testutil
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -132,4 +134,29 @@ func WaitListening(tb testing.TB, network, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// SendLines writes text-protocol commands to addr on a fresh connection and
+// returns the first n reply lines without their line endings.
+func SendLines(tb testing.TB, addr, cmds string, n int) []string {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, cmds); err != nil {
+		tb.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	lines := make([]string, 0, n)
+	for range n {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			tb.Fatalf("%q: read after %q: %v", cmds, lines, err)
+		}
+		lines = append(lines, strings.TrimRight(l, "\r\n"))
+	}
+	return lines
 }

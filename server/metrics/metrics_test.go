@@ -1,9 +1,7 @@
 package metrics_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,65 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/internal/testutil"
 	"github.com/gocached/gocached/server/metrics"
 )
-
-// startServer runs a real server on a loopback port and returns it with
-// its address.
-func startServer(t *testing.T) (*server.Server, string) {
-	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Port = 0
-	cfg.Listen = []string{"127.0.0.1"}
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-		if err := <-served; err != nil && !errors.Is(err, server.ErrServerClosed) {
-			t.Error(err)
-		}
-	})
-	return s, s.Addrs()[0].String()
-}
-
-// roundTrip sends text commands and reads until the reply holds want
-// lines ending with one of the terminators.
-func roundTrip(t *testing.T, addr, cmds string, replies int) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, cmds); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(c)
-	var out strings.Builder
-	for n := 0; n < replies; {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("after %q: %v", out.String(), err)
-		}
-		out.WriteString(line)
-		switch strings.TrimRight(line, "\r\n") {
-		case "STORED", "END", "DELETED", "NOT_FOUND":
-			n++
-		}
-	}
-	return out.String()
-}
 
 // scrape returns the sample lines of /metrics, "name{labels}" -> value.
 func scrape(t *testing.T, url string) (map[string]string, string) {
@@ -97,7 +39,8 @@ func scrape(t *testing.T, url string) (map[string]string, string) {
 }
 
 func TestScrapeAfterTraffic(t *testing.T) {
-	srv, addr := startServer(t)
+	srv := testutil.StartGocachedServer(t, nil)
+	addr := srv.Addrs()[0].String()
 	m, err := metrics.Listen("127.0.0.1:0", srv)
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +52,8 @@ func TestScrapeAfterTraffic(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	roundTrip(t, addr, "set a 0 0 1\r\n1\r\nset b 0 0 2\r\n22\r\nset c 0 0 3\r\n333\r\n"+
-		"get a\r\nget b\r\nget nope\r\ndelete c\r\ndelete nope\r\n", 8)
+	testutil.SendLines(t, addr, "set a 0 0 1\r\n1\r\nset b 0 0 2\r\n22\r\nset c 0 0 3\r\n333\r\n"+
+		"get a\r\nget b\r\nget nope\r\ndelete c\r\ndelete nope\r\n", 12)
 
 	samples, body := scrape(t, "http://"+m.Addr().String()+"/metrics")
 	want := map[string]string{
