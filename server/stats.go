@@ -371,7 +371,9 @@ func (s *Server) appendSlabs(b []byte) []byte {
 		b = appendStatUint(b, p+"used_chunks", uint64(cl.UsedChunks))
 		b = appendStatUint(b, p+"free_chunks", uint64(cl.FreeChunks))
 		b = appendStatUint(b, p+"free_chunks_end", 0)
-		for _, name := range []string{"get_hits", "cmd_set", "delete_hits", "incr_hits",
+		b = appendStatUint(b, p+"get_hits", cl.HitsToHot+cl.HitsToWarm+cl.HitsToCold+cl.HitsToTemp)
+		// The store does not count these per class yet.
+		for _, name := range []string{"cmd_set", "delete_hits", "incr_hits",
 			"decr_hits", "cas_hits", "cas_badval", "touch_hits"} {
 			b = appendStatUint(b, p+name, 0)
 		}
