@@ -48,13 +48,21 @@ func watchReadFull(r *bufio.Reader, b []byte) (int, error) {
 	return n, nil
 }
 
+// startWatcher opens a connection, turns it into a watcher with cmd and
+// returns it once the server has answered OK.
+func startWatcher(t *testing.T, addr, cmd string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	w := dialWatch(t, addr)
+	wr := bufio.NewReader(w)
+	watchRT(t, w, wr, cmd, "OK\r\n")
+	return w, wr
+}
+
 // TestWatchFormat checks the log lines against memcached 1.6.18's (ts,
 // gid, clsid and cfd vary).
 func TestWatchFormat(t *testing.T) {
 	addr := testutil.StartGocached(t, nil)
-	w := dialWatch(t, addr)
-	wr := bufio.NewReader(w)
-	watchRT(t, w, wr, "watch fetchers mutations\r\n", "OK\r\n")
+	w, wr := startWatcher(t, addr, "watch fetchers mutations\r\n")
 	c := dialWatch(t, addr)
 	cr := bufio.NewReader(c)
 	watchRT(t, c, cr, "set foo 5 0 3\r\nbar\r\n", "STORED\r\n")
@@ -146,9 +154,7 @@ func TestWatchArgs(t *testing.T) {
 
 func TestWatchConnEvents(t *testing.T) {
 	addr := testutil.StartGocached(t, nil)
-	w := dialWatch(t, addr)
-	wr := bufio.NewReader(w)
-	watchRT(t, w, wr, "watch connevents\r\n", "OK\r\n")
+	w, wr := startWatcher(t, addr, "watch connevents\r\n")
 	c := dialWatch(t, addr)
 	watchRT(t, c, bufio.NewReader(c), "quit\r\n", "")
 	port := c.LocalAddr().(*net.TCPAddr).Port
@@ -179,9 +185,7 @@ func TestWatchConnEvents(t *testing.T) {
 // (reported as skipped=N) rather than slowing requests down.
 func TestWatchSkipped(t *testing.T) {
 	addr := testutil.StartGocached(t, nil)
-	w := dialWatch(t, addr)
-	wr := bufio.NewReader(w)
-	watchRT(t, w, wr, "watch fetchers mutations\r\n", "OK\r\n")
+	w, wr := startWatcher(t, addr, "watch fetchers mutations\r\n")
 	c := dialWatch(t, addr)
 	cr := bufio.NewReader(c)
 	batch := bytes.Repeat([]byte("set k 0 0 1 noreply\r\nx\r\n"), 1000)
