@@ -45,7 +45,7 @@ type Config struct {
 	Maintenance    time.Duration // background tick (automove, scheduled crawls); 0 = 100ms; < 0 = none
 
 	// Eviction (lru.go). The zero values are memcached's defaults.
-	Eviction        string  // -o eviction: EvictionLRU ("" = lru) or EvictionS3FIFO
+	Eviction        string  // -o eviction: EvictionLRU ("" = lru), EvictionS3FIFO or EvictionClock
 	NoLRUMaintainer bool    // -o no_lru_maintainer: flat LRU instead of HOT/WARM/COLD
 	HotLRUPct       int     // -o hot_lru_pct: % of a class's items in HOT; 0 = 20
 	WarmLRUPct      int     // -o warm_lru_pct: % in WARM; 0 = 40 (hot + warm <= 80)

@@ -2,11 +2,6 @@ package slab
 
 import "sync"
 
-// freeMark is stored in the LRU prev field of every free chunk, so the page
-// mover can tell free chunks from items when it scans a page. No handle
-// equals it: page numbers stay below maxPages.
-const freeMark = 0xFFFFFFFF
-
 // poolClass marks a page of the global page pool in pageTable.cls.
 const poolClass = 0xFF
 
@@ -22,15 +17,21 @@ type class struct {
 	size    int // chunk size
 	perPage int
 
-	free  uint32 // free-list head, linked through the LRU next field
+	free  uint32 // free-list head, linked through the chunks (markFree)
 	nfree int
 	cur   uint32 // page being carved, 0 = none
 	curN  int    // chunks carved from cur
 
 	// lru are the class's LRU lists (segHot, segWarm, segCold), head =
 	// most recent. The flat LRU uses COLD only; S3-FIFO uses HOT as its
-	// small FIFO and COLD as its main FIFO.
+	// small FIFO and COLD as its main FIFO. Without links (CLOCK) only
+	// the counts are kept, all in COLD.
 	lru [nSegs]lruList
+	// links: the class's items carry LRU links and sit in the lists;
+	// false under CLOCK (but for the last class), whose hand sweeps the
+	// class's chunks in place from hand.
+	links bool
+	hand  uint32
 
 	pages, used, items int
 	bytes              uint64
@@ -144,15 +145,18 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 	for {
 		if c.free != 0 {
 			h := c.free
-			c.free = lruNext(s.chunk(h))
+			b := s.chunk(h)
+			c.free = freeNext(b)
 			c.nfree--
 			c.used++
+			le.PutUint16(b[offVlen:], vlenBusy)
 			return h
 		}
 		if c.cur != 0 && c.curN < c.perPage {
 			h := c.cur<<s.chunkBits | uint32(c.curN)
 			c.curN++
 			c.used++
+			le.PutUint16(s.chunk(h)[offVlen:], vlenBusy)
 			return h
 		}
 		if pg := s.newPage(c.id-1, c.pages == 0); pg != 0 {
@@ -169,13 +173,13 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 // the page being moved is only marked free.
 func (s *Store) freeChunk(c *class, h uint32) {
 	b := s.chunk(h)
-	setLRUPrev(b, freeMark)
 	c.used--
 	if h>>s.chunkBits == c.moving {
+		markFree(b, 0)
 		c.movingFree++
 		return
 	}
-	setLRUNext(b, c.free)
+	markFree(b, c.free)
 	c.free = h
 	c.nfree++
 }
@@ -215,6 +219,7 @@ func (s *Store) allocItem(l layout, held int, now uint32, fseq uint64) uint32 {
 // lruLink puts the new item h at the head of LRU list seg of c and
 // accounts for it. c.mu and h's stripe lock held.
 func (s *Store) lruLink(c *class, h uint32, b []byte, l layout, seg int) {
+	setVlen(b, l)
 	s.listPush(c, seg, h, b)
 	c.items++
 	c.bytes += uint64(l.total)
@@ -227,7 +232,7 @@ func (s *Store) lruUnlink(c *class, h uint32, b []byte) { s.listRemove(c, h, b) 
 // releaseLocked unlinks h from its LRU and frees its chunks. c.mu held;
 // the item must already be out of the index.
 func (s *Store) releaseLocked(c *class, h uint32, b []byte) {
-	l := readLayout(b, s.pageSize)
+	l := s.readLayout(b)
 	s.lruUnlink(c, h, b)
 	c.items--
 	c.bytes -= uint64(l.total)

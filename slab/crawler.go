@@ -159,6 +159,10 @@ func (s *Store) walk(c *class, up bool, limit int, pause time.Duration,
 	fn func(h uint32, b []byte, st *stripe, tag uint32) bool, between func()) {
 	c.walkMu.Lock()
 	defer c.walkMu.Unlock()
+	if !c.links {
+		s.walkInPlace(c, limit, pause, fn, between)
+		return
+	}
 	c.mu.Lock()
 	c.cursorUp = up
 	// The lists in eviction order from the tail (COLD, WARM, HOT), or the
@@ -238,7 +242,7 @@ type DumpItem struct {
 }
 
 func (s *Store) dumpItem(d *DumpItem, c *class, b []byte) {
-	l := readLayout(b, s.pageSize)
+	l := s.readLayout(b)
 	*d = DumpItem{
 		Key:        itemKey(b),
 		Exptime:    int64(itemExp(b)),

@@ -9,18 +9,35 @@ import (
 // Item layout inside its chunk (all integers little-endian):
 //
 //	off  size  field                     guarded by
-//	  0     4  LRU prev (chunk handle)   class lock
-//	  4     4  LRU next / free-list next class lock
-//	  8     6  CAS, 48 bits (also the store sequence used by flush_all)
-//	 14     2  value length, or vlenExt: the length is a uint32 after the key
-//	 16     4  exptime, Unix seconds (0 = never)
-//	 20     4  last access time, Unix seconds   atomic
-//	 24     1  bits: fetched, stale, token sent, has flags,
+//	  0     6  CAS, 48 bits (also the store sequence used by flush_all)
+//	  6     2  value length, or vlenExt: the length    class lock
+//	           is a uint32 after the key; vlenFree
+//	           marks a free chunk, vlenBusy one
+//	           allocated but not yet linked
+//	  8     4  exptime, Unix seconds (0 = never)
+//	 12     4  last access time, Unix seconds   atomic
+//	 16     1  bits: fetched, stale, token sent, has flags,
 //	           hit count (2 bits), LRU segment (2 bits)
-//	 25     1  key length
-//	 26     -  key, [flags uint32 if nonzero], [value length uint32],
-//	           [chain table: (n-1) uint32 handles of continuation chunks],
-//	           value
+//	 17     1  key length
+//	 18     -  key, [value length uint32], [LRU prev, next: chunk
+//	           handles, 4 bytes each, when the item's class keeps lists],
+//	           [flags uint32 if nonzero], [chain table: (n-1) uint32
+//	           handles of continuation chunks], value
+//
+// The 18-byte header is all an item needs under the CLOCK policy, which
+// keeps no lists: its hand walks the class's chunks in place. The list
+// policies (segmented LRU, flat LRU, S3-FIFO) add the two links, placed
+// after the key so that every other field sits at a fixed offset; under
+// CLOCK only the last class (items over half a page, few and large)
+// keeps lists, because its continuation chunks carry no header for a
+// hand to read.
+//
+// A free chunk has vlenFree in its value length and the next free chunk's
+// handle in its first 4 bytes. The value length is written only under the
+// class lock: vlenBusy when the chunk is handed out, the real length when
+// the finished item is linked. So the CLOCK hand and the page mover, which
+// hold the class lock but not the item's stripe, can tell free and
+// half-written chunks from items before they read a key.
 //
 // The CAS is 48 bits: the store hands out at most 2^48 (2.8e14) of them,
 // 9 years at a million stores a second, before it would wrap.
@@ -38,19 +55,22 @@ import (
 // the value; each continuation chunk (another full page) holds raw value
 // bytes.
 const (
-	offPrev  = 0
-	offNext  = 4
-	offCAS   = 8
-	offVlen  = 14
-	offExp   = 16
-	offAtime = 20
-	offBits  = 24
-	offNkey  = 25
-	hdrSize  = 26
+	offCAS   = 0
+	offVlen  = 6
+	offExp   = 8
+	offAtime = 12
+	offBits  = 16
+	offNkey  = 17
+	hdrSize  = 18
+
+	offFreeNext = 0 // free chunks: the next free chunk
+	linkBytes   = 8 // LRU prev and next, in classes that keep lists
 
 	casMask = 1<<48 - 1
 
-	vlenExt = 0xFFFF
+	vlenExt  = 0xFFFF
+	vlenFree = 0xFFFE
+	vlenBusy = 0xFFFD // allocated, not yet linked; lengths from here on are stored as vlenExt
 
 	bitFetched   = 1 << 0
 	bitStale     = 1 << 1
@@ -58,7 +78,8 @@ const (
 	bitHasFlags  = 1 << 3
 
 	// hits: a 2-bit saturating hit counter. The segmented LRU uses it as
-	// memcached's ACTIVE flag (nonzero = active), S3-FIFO as its frequency.
+	// memcached's ACTIVE flag (nonzero = active), S3-FIFO and CLOCK as its
+	// frequency.
 	hitsShift = 4
 	hitsMask  = 3 << hitsShift
 	// seg: the LRU list of the class that holds the item (segHot...).
@@ -79,6 +100,7 @@ type layout struct {
 	nkey     int
 	vlen     int
 	flagsOff int // offset of the flags, 0 when flags are 0
+	linkOff  int // offset of the LRU links, 0 when the item has none
 	tableOff int // offset of the chain table (chained items)
 	valOff   int // offset of the value in the head chunk
 	nchunks  int // 1, or the number of full-page chunks of a chained item
@@ -86,15 +108,19 @@ type layout struct {
 }
 
 // makeLayout computes the layout of an item with the given key and value
-// lengths on pages of pageSize bytes.
-func makeLayout(nkey, vlen int, hasFlags bool, pageSize int) layout {
+// lengths; links says whether it carries LRU links.
+func makeLayout(nkey, vlen int, hasFlags, links bool, pageSize int) layout {
 	l := layout{nkey: nkey, vlen: vlen, nchunks: 1}
 	off := hdrSize + nkey
-	if hasFlags {
-		l.flagsOff = off
+	if vlen >= vlenBusy {
 		off += 4
 	}
-	if vlen >= vlenExt {
+	if links {
+		l.linkOff = off
+		off += linkBytes
+	}
+	if hasFlags {
+		l.flagsOff = off
 		off += 4
 	}
 	l.tableOff = off
@@ -113,26 +139,33 @@ func makeLayout(nkey, vlen int, hasFlags bool, pageSize int) layout {
 	return l
 }
 
+// layoutFor returns the layout of an item in s: with LRU links under the
+// list policies, and under CLOCK only when it lands in the last class.
+func (s *Store) layoutFor(nkey, vlen int, hasFlags bool) layout {
+	if !s.linkAll {
+		if l := makeLayout(nkey, vlen, hasFlags, false, s.pageSize); l.nchunks == 1 && l.total <= s.halfSize {
+			return l
+		}
+	}
+	return makeLayout(nkey, vlen, hasFlags, true, s.pageSize)
+}
+
 // readLayout reads the layout of the item whose head chunk is b.
-func readLayout(b []byte, pageSize int) layout {
+func (s *Store) readLayout(b []byte) layout {
 	nkey := int(b[offNkey])
 	hasFlags := b[offBits]&bitHasFlags != 0
 	vlen := int(le.Uint16(b[offVlen:]))
 	if vlen == vlenExt {
-		off := hdrSize + nkey
-		if hasFlags {
-			off += 4
-		}
-		vlen = int(le.Uint32(b[off:]))
+		vlen = int(le.Uint32(b[hdrSize+nkey:]))
 	}
-	return makeLayout(nkey, vlen, hasFlags, pageSize)
+	return s.layoutFor(nkey, vlen, hasFlags)
 }
 
-// writeHeader initialises a fresh item's header, key, flags and length.
-// The chain table and value are written by the caller.
+// writeHeader initialises a fresh item's header, key, flags and, past
+// 16 bits, length. The links, chain table and value are written by the
+// caller; the 16-bit length field is written when the item is linked
+// (setVlen).
 func writeHeader(b []byte, l layout, key []byte, flags uint32, exptime, atime uint32, cas uint64) {
-	le.PutUint32(b[offPrev:], 0)
-	le.PutUint32(b[offNext:], 0)
 	setCAS(b, cas)
 	le.PutUint32(b[offExp:], exptime)
 	setAtime(b, atime)
@@ -144,13 +177,16 @@ func writeHeader(b []byte, l layout, key []byte, flags uint32, exptime, atime ui
 	b[offBits] = bits
 	b[offNkey] = byte(l.nkey)
 	copy(b[hdrSize:], key)
-	if l.vlen >= vlenExt {
+	if l.vlen >= vlenBusy {
+		le.PutUint32(b[hdrSize+l.nkey:], uint32(l.vlen))
+	}
+}
+
+// setVlen writes the 16-bit length field of the item b of layout l,
+// completing it. Class lock held.
+func setVlen(b []byte, l layout) {
+	if l.vlen >= vlenBusy {
 		le.PutUint16(b[offVlen:], vlenExt)
-		off := hdrSize + l.nkey
-		if l.flagsOff != 0 {
-			off += 4
-		}
-		le.PutUint32(b[off:], uint32(l.vlen))
 	} else {
 		le.PutUint16(b[offVlen:], uint16(l.vlen))
 	}
@@ -195,10 +231,45 @@ func itemSeg(b []byte) int { return int(b[offBits]&segMask) >> segShift }
 // setSeg records the LRU list holding the item. Stripe and class lock held.
 func setSeg(b []byte, seg int) { b[offBits] = b[offBits]&^segMask | byte(seg)<<segShift }
 
-func lruPrev(b []byte) uint32       { return le.Uint32(b[offPrev:]) }
-func lruNext(b []byte) uint32       { return le.Uint32(b[offNext:]) }
-func setLRUPrev(b []byte, h uint32) { le.PutUint32(b[offPrev:], h) }
-func setLRUNext(b []byte, h uint32) { le.PutUint32(b[offNext:], h) }
+// linkOff returns the offset of the LRU links of the item b (which must
+// carry links). It reads only what stays fixed while the item is linked
+// and is written under the class lock (key and value lengths): the class
+// side reads neighbours' links without their stripe locks.
+func linkOff(b []byte) int {
+	off := hdrSize + int(b[offNkey])
+	if le.Uint16(b[offVlen:]) == vlenExt {
+		off += 4
+	}
+	return off
+}
+
+func lruPrev(b []byte) uint32 { return le.Uint32(b[linkOff(b):]) }
+func lruNext(b []byte) uint32 { return le.Uint32(b[linkOff(b)+4:]) }
+func setLRUPrev(b []byte, h uint32) {
+	le.PutUint32(b[linkOff(b):], h)
+}
+func setLRUNext(b []byte, h uint32) {
+	le.PutUint32(b[linkOff(b)+4:], h)
+}
+
+// isFree reports whether chunk b is free (not an item's head). Only for
+// chunks that hold headers: not continuation chunks of chained items.
+func isFree(b []byte) bool { return le.Uint16(b[offVlen:]) == vlenFree }
+
+// isItem reports whether chunk b holds a linked item (neither free nor
+// half-written). Class lock held.
+func isItem(b []byte) bool {
+	v := le.Uint16(b[offVlen:])
+	return v != vlenFree && v != vlenBusy
+}
+
+// markFree marks chunk b free, followed on the free list by next.
+func markFree(b []byte, next uint32) {
+	le.PutUint16(b[offVlen:], vlenFree)
+	le.PutUint32(b[offFreeNext:], next)
+}
+
+func freeNext(b []byte) uint32 { return le.Uint32(b[offFreeNext:]) }
 
 // chainHandle returns the handle of continuation chunk i (1-based).
 func chainHandle(b []byte, l layout, i int) uint32 {

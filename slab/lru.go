@@ -31,6 +31,16 @@ import (
 // Flat LRU (-o no_lru_maintainer, "lru mode flat"): COLD only; a read moves
 // the item to the head at most once per 60 s.
 //
+// CLOCK (-o eviction=clock): no lists, so items carry no links (18 bytes
+// of header instead of 26). A class's hand sweeps its chunks in place, page
+// by page; a read increments the item's 2-bit count (no class lock, no
+// move); the hand decrements a nonzero count and passes on, and evicts the
+// first unread live item (expired and flushed ones are reclaimed). A new
+// item takes the evicted chunk, behind the hand, so it has a whole sweep to
+// be read: the classic second-chance CLOCK with counts (GCLOCK). The last
+// class (items over half a page) keeps a list, used as a FIFO with the same
+// second chances, because its continuation chunks have no header to read.
+//
 // S3-FIFO (-o eviction=s3fifo; Yang et al., SOSP'23): HOT is the small
 // FIFO (10% of the class's items), COLD the main FIFO; the hit counter is
 // the 2-bit frequency. A new item enters the small FIFO, or the main one
@@ -54,12 +64,14 @@ const (
 	policyFlat = iota
 	policySegmented
 	policyS3FIFO
+	policyClock
 )
 
 // Eviction policy names (Config.Eviction).
 const (
 	EvictionLRU    = "lru"
 	EvictionS3FIFO = "s3fifo"
+	EvictionClock  = "clock"
 )
 
 // memcached's defaults for the segmented LRU.
@@ -123,9 +135,12 @@ func (s *Store) initLRU(cfg *Config) error {
 		s.policy.Store(policyS3FIFO)
 		s.s3 = true
 		s.ghost.init(cfg.MemoryLimit)
+	case EvictionClock:
+		s.policy.Store(policyClock)
 	default:
-		return fmt.Errorf("slab: unknown eviction policy %q (lru or s3fifo)", cfg.Eviction)
+		return fmt.Errorf("slab: unknown eviction policy %q (lru, s3fifo or clock)", cfg.Eviction)
 	}
+	s.linkAll = cfg.Eviction != EvictionClock
 	return nil
 }
 
@@ -155,10 +170,11 @@ func (s *Store) LRUTune() (hotPct, warmPct int, hotFactor, warmFactor float64) {
 
 // SetLRUSegmented switches the LRU between segmented (memcached's "lru
 // mode segmented") and flat ("lru mode flat"). It has no effect, and
-// returns false, under S3-FIFO. Items keep their lists; a flat LRU evicts
-// from COLD and refills COLD from the other lists when it runs dry.
+// returns false, under S3-FIFO and CLOCK. Items keep their lists; a flat
+// LRU evicts from COLD and refills COLD from the other lists when it runs
+// dry.
 func (s *Store) SetLRUSegmented(on bool) bool {
-	if s.s3 {
+	if s.s3 || !s.linkAll {
 		return false
 	}
 	if on {
@@ -172,7 +188,8 @@ func (s *Store) SetLRUSegmented(on bool) bool {
 // LRUSegmented reports whether the segmented LRU is in use.
 func (s *Store) LRUSegmented() bool { return s.policy.Load() == policySegmented }
 
-// Eviction returns the eviction policy (EvictionLRU or EvictionS3FIFO).
+// Eviction returns the eviction policy (EvictionLRU, EvictionS3FIFO or
+// EvictionClock).
 func (s *Store) Eviction() string { return s.cfg.Eviction }
 
 // listPush puts h at the head of list seg of c. c.mu and h's stripe lock
@@ -180,6 +197,10 @@ func (s *Store) Eviction() string { return s.cfg.Eviction }
 func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 	l := &c.lru[seg]
 	setSeg(b, seg)
+	if !c.links {
+		l.n++
+		return
+	}
 	setLRUPrev(b, 0)
 	setLRUNext(b, l.head)
 	if l.head != 0 {
@@ -199,6 +220,10 @@ func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 func (s *Store) listRemove(c *class, h uint32, b []byte) {
 	seg := itemSeg(b)
 	l := &c.lru[seg]
+	if !c.links {
+		l.n--
+		return
+	}
 	p, n := lruPrev(b), lruNext(b)
 	if c.cursor == h {
 		if c.cursorUp {
@@ -242,7 +267,7 @@ func (s *Store) linkSeg(c *class, tag uint32) int {
 		}
 		return segHot
 	}
-	return segCold
+	return segCold // flat LRU, CLOCK
 }
 
 // noteHit records a get hit on b (hits_to_hot/warm/cold). b's stripe lock
@@ -264,6 +289,9 @@ func (s *Store) tailAge(c *class, seg int, now uint32) int64 {
 // oldestAge returns the largest idle time among c's list tails (the age
 // the page mover compares). c.mu held.
 func (s *Store) oldestAge(c *class, now uint32) int64 {
+	if !c.links {
+		return s.handAge(c, now)
+	}
 	var a int64
 	for seg := range nSegs {
 		a = max(a, s.tailAge(c, seg, now))
@@ -324,7 +352,11 @@ func (s *Store) evictItem(c *class, st *stripe, tag, h uint32, b []byte, now uin
 // and never frees an item of the stripe the caller holds. c.mu held.
 func (s *Store) reclaimTail(c *class, held int, now uint32, fseq uint64) bool {
 	p := s.policy.Load()
-	if p == policyS3FIFO {
+	switch {
+	case p == policyClock && !c.links:
+		return s.reclaimClock(c, held, now, fseq)
+	case p == policyS3FIFO, p == policyClock:
+		// CLOCK's last class: every item is in COLD, S3-FIFO's main FIFO.
 		return s.reclaimS3(c, held, now, fseq)
 	}
 	for range 10 {

@@ -13,7 +13,7 @@ import (
 // shape with values of size bytes.
 func classStatsFor(t *testing.T, s *Store, size int) ClassStats {
 	t.Helper()
-	id := s.classFor(makeLayout(len("k0000"), size, false, s.pageSize)).id
+	id := s.classFor(s.layoutFor(len("k0000"), size, false)).id
 	for _, c := range s.Classes() {
 		if c.ID == id {
 			return c
@@ -304,6 +304,7 @@ func TestLRUPoliciesConcurrent(t *testing.T) {
 		{MemoryLimit: 4 << 20, Maintenance: -1},
 		{MemoryLimit: 4 << 20, Maintenance: -1, NoLRUMaintainer: true},
 		{MemoryLimit: 4 << 20, Maintenance: -1, Eviction: EvictionS3FIFO},
+		{MemoryLimit: 4 << 20, Maintenance: -1, Eviction: EvictionClock},
 	} {
 		s, clk := newTestStore(t, cfg)
 		var wg sync.WaitGroup

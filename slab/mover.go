@@ -15,7 +15,7 @@ import (
 // and its free chunks leave the free list (class.moving makes chunks freed
 // on it later stay off the list). The mover then waits until no chunk
 // handed out by allocItem is still unlinked (class.inflight), so every
-// chunk of the page is either free (freeMark) or a linked item, and then
+// chunk of the page is either free (markFree) or a linked item, and then
 // takes each item's stripe with TryLock (the lock order is stripe, then
 // class): a live item is copied to a free chunk of the class when there is
 // one ("rescued"), otherwise evicted; an expired or flushed one is
@@ -219,14 +219,18 @@ func (s *Store) setPageClass(pg uint32, ci uint8) {
 func (s *Store) adoptPage(c *class, pg uint32) {
 	c.pages++
 	if c.cur == 0 || c.curN >= c.perPage {
+		// Carved lazily; marked free now all the same, so that a page
+		// scan (CLOCK, a warm restart) never takes a previous owner's
+		// bytes for an item.
+		for i := range c.perPage {
+			markFree(s.chunk(pg<<s.chunkBits|uint32(i)), 0)
+		}
 		c.cur, c.curN = pg, 0
 		return
 	}
 	for i := c.perPage - 1; i >= 0; i-- {
 		h := pg<<s.chunkBits | uint32(i)
-		b := s.chunk(h)
-		setLRUPrev(b, freeMark)
-		setLRUNext(b, c.free)
+		markFree(s.chunk(h), c.free)
 		c.free = h
 		c.nfree++
 	}
@@ -273,12 +277,12 @@ func (s *Store) emptyPage(c *class) uint32 {
 	c.movingFree = 0
 	var prev uint32
 	for h := c.free; h != 0; {
-		next := lruNext(s.chunk(h))
+		next := freeNext(s.chunk(h))
 		if h>>s.chunkBits == pg {
 			if prev == 0 {
 				c.free = next
 			} else {
-				setLRUNext(s.chunk(prev), next)
+				markFree(s.chunk(prev), next)
 			}
 			c.nfree--
 			c.movingFree++
@@ -333,7 +337,7 @@ func (s *Store) clearPage(c *class, pg uint32, limit int) {
 	for i := 0; i < limit && done < batch; i++ {
 		h := pg<<s.chunkBits | uint32(i)
 		b := s.chunk(h)
-		if lruPrev(b) == freeMark {
+		if !isItem(b) {
 			continue
 		}
 		done++
@@ -373,7 +377,7 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 	switch {
 	case c.free != 0:
 		nh = c.free
-		c.free = lruNext(s.chunk(nh))
+		c.free = freeNext(s.chunk(nh))
 		c.nfree--
 	case c.cur != 0 && c.curN < c.perPage:
 		nh = c.cur<<s.chunkBits | uint32(c.curN)
@@ -384,8 +388,13 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 	c.used++
 	nb := s.chunk(nh)
 	copy(nb, b)
-	lst := &c.lru[itemSeg(b)]
-	p, n := lruPrev(b), lruNext(b)
+	st.hs[pos] = nh
+	s.freeChunk(c, h)
+	if !c.links {
+		return true
+	}
+	lst := &c.lru[itemSeg(nb)]
+	p, n := lruPrev(nb), lruNext(nb)
 	if p != 0 {
 		setLRUNext(s.chunk(p), nh)
 	} else {
@@ -399,8 +408,6 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 	if c.cursor == h {
 		c.cursor = nh
 	}
-	st.hs[pos] = nh
-	s.freeChunk(c, h)
 	return true
 }
 
@@ -429,7 +436,7 @@ func (s *Store) clearLastPageList(c *class, pg uint32, seg int) bool {
 			h = prev
 			continue
 		}
-		l := readLayout(b, s.pageSize)
+		l := s.readLayout(b)
 		owns := h>>s.chunkBits == pg
 		for i := 1; i < l.nchunks && !owns; i++ {
 			owns = chainHandle(b, l, i)>>s.chunkBits == pg

@@ -12,7 +12,7 @@ import (
 )
 
 func classID(s *Store, size int) int {
-	return s.classFor(makeLayout(8, size, false, s.pageSize)).id
+	return s.classFor(s.layoutFor(8, size, false)).id
 }
 
 func classInfo(s *Store, id int) ClassStats {
@@ -54,7 +54,20 @@ func checkStore(t *testing.T, s *Store) {
 	for _, c := range s.classes {
 		c.mu.Lock()
 		n := 0
+		for pg, ci := range pt.cls {
+			if c.links || pg == 0 || int(ci) != c.id-1 {
+				continue
+			}
+			for i := range s.carved(c, uint32(pg)) {
+				if isItem(s.chunk(uint32(pg)<<s.chunkBits | uint32(i))) {
+					n++
+				}
+			}
+		}
 		for seg := range nSegs {
+			if !c.links {
+				break
+			}
 			ln, prev := 0, uint32(0)
 			for h := c.lru[seg].head; h != 0; h = lruNext(s.chunk(h)) {
 				if int(pt.cls[h>>s.chunkBits]) != c.id-1 {
@@ -75,8 +88,8 @@ func checkStore(t *testing.T, s *Store) {
 		if n != c.items {
 			t.Errorf("class %d: %d items linked, %d counted", c.id, n, c.items)
 		}
-		for h := c.free; h != 0; h = lruNext(s.chunk(h)) {
-			if lruPrev(s.chunk(h)) != freeMark || int(pt.cls[h>>s.chunkBits]) != c.id-1 {
+		for h := c.free; h != 0; h = freeNext(s.chunk(h)) {
+			if !isFree(s.chunk(h)) || int(pt.cls[h>>s.chunkBits]) != c.id-1 {
 				t.Errorf("class %d: bad free chunk %x", c.id, h)
 				break
 			}

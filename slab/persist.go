@@ -71,8 +71,10 @@ func (s *Store) fingerprint(slots int) string {
 	for i, c := range s.classes {
 		sizes[i] = c.size
 	}
-	return fmt.Sprintf("m=%d I=%d f=%g n=%d page=%d slots=%d classes=%v",
-		s.cfg.MemoryLimit, s.cfg.MaxItemSize, s.cfg.GrowthFactor, s.cfg.MinChunkSize,
+	// layout names the item layout (item.go): version 2 has links after
+	// the key, and none under CLOCK.
+	return fmt.Sprintf("layout=2 eviction=%s m=%d I=%d f=%g n=%d page=%d slots=%d classes=%v",
+		s.cfg.Eviction, s.cfg.MemoryLimit, s.cfg.MaxItemSize, s.cfg.GrowthFactor, s.cfg.MinChunkSize,
 		s.pageSize, slots, sizes)
 }
 
@@ -291,6 +293,10 @@ func (s *Store) Persist() error {
 	w32(uint32(len(s.classes)))
 	for _, c := range s.classes {
 		for seg := range nSegs {
+			if !c.links {
+				w32(0) // no lists: restore finds the items in the pages
+				continue
+			}
 			l := &c.lru[seg]
 			w32(uint32(l.n))
 			n := 0
@@ -398,7 +404,67 @@ func (s *Store) restoreFrom(md *savedMeta) {
 
 	now, fseq := s.now()
 	last := len(s.classes) - 1
+	// restoreItem links the saved item h of class index ci into list to
+	// and the index, unless it is implausible, dead or a duplicate.
+	restoreItem := func(c *class, ci int, h uint32, to int) {
+		if !valid(h, ci) {
+			info.Dropped++
+			return
+		}
+		b := s.chunk(h)
+		l, ok := s.checkItem(b, c)
+		if !ok || dead(b, now, fseq) != alive {
+			info.Dropped++
+			return
+		}
+		for j := 1; j < l.nchunks; j++ {
+			ch := chainHandle(b, l, j)
+			if !valid(ch, last) {
+				info.Dropped++
+				return
+			}
+			for k := 1; k < j; k++ {
+				if chainHandle(b, l, k) == ch {
+					info.Dropped++
+					return
+				}
+			}
+		}
+		key := itemKey(b)
+		st, _, tag := s.stripeFor(key)
+		if pos, _ := s.find(st, tag, key); pos >= 0 {
+			info.Dropped++ // a duplicate: keep the first (most recent list position)
+			return
+		}
+		mark(h)
+		for j := 1; j < l.nchunks; j++ {
+			mark(chainHandle(b, l, j))
+		}
+		s.listPush(c, to, h, b)
+		c.items++
+		c.bytes += uint64(l.total)
+		c.used += l.nchunks
+		st.insert(tag, h)
+		st.ctr.totalItems++
+		info.Items++
+	}
 	for ci, c := range s.classes {
+		if !c.links {
+			// CLOCK keeps no lists: every item-looking chunk of the
+			// class's pages is a candidate.
+			for pg := 1; pg <= n; pg++ {
+				if int(cls[pg]) != ci {
+					continue
+				}
+				for i := range c.perPage {
+					h := uint32(pg)<<s.chunkBits | uint32(i)
+					if isItem(s.chunk(h)) {
+						restoreItem(c, ci, h, segCold)
+					}
+				}
+			}
+			continue
+		}
 		for seg := range nSegs {
 			hs := md.lists[ci][seg]
 			to := seg
@@ -406,51 +472,7 @@ func (s *Store) restoreFrom(md *savedMeta) {
 				to = segCold
 			}
 			for i := len(hs) - 1; i >= 0; i-- { // tail first
-				h := hs[i]
-				if !valid(h, ci) {
-					info.Dropped++
-					continue
-				}
-				b := s.chunk(h)
-				l, ok := s.checkItem(b, c)
-				if !ok || dead(b, now, fseq) != alive {
-					info.Dropped++
-					continue
-				}
-				chained := true
-				for j := 1; j < l.nchunks; j++ {
-					ch := chainHandle(b, l, j)
-					if !valid(ch, last) {
-						chained = false
-						break
-					}
-					for k := 1; k < j; k++ {
-						if chainHandle(b, l, k) == ch {
-							chained = false
-						}
-					}
-				}
-				key := itemKey(b)
-				st, _, tag := s.stripeFor(key)
-				if !chained {
-					info.Dropped++
-					continue
-				}
-				if pos, _ := s.find(st, tag, key); pos >= 0 {
-					info.Dropped++ // a duplicate: keep the first (most recent list position)
-					continue
-				}
-				mark(h)
-				for j := 1; j < l.nchunks; j++ {
-					mark(chainHandle(b, l, j))
-				}
-				s.listPush(c, to, h, b)
-				c.items++
-				c.bytes += uint64(l.total)
-				c.used += l.nchunks
-				st.insert(tag, h)
-				st.ctr.totalItems++
-				info.Items++
+				restoreItem(c, ci, hs[i], to)
 			}
 		}
 	}
@@ -468,9 +490,7 @@ func (s *Store) restoreFrom(md *savedMeta) {
 			if isUsed(h) {
 				continue
 			}
-			b := s.chunk(h)
-			setLRUPrev(b, freeMark)
-			setLRUNext(b, c.free)
+			markFree(s.chunk(h), c.free)
 			c.free = h
 			c.nfree++
 		}
@@ -482,15 +502,12 @@ func (s *Store) restoreFrom(md *savedMeta) {
 // head for that class, and its layout.
 func (s *Store) checkItem(b []byte, c *class) (layout, bool) {
 	nkey := int(b[offNkey])
-	off := hdrSize + nkey
-	if b[offBits]&bitHasFlags != 0 {
-		off += 4
-	}
+	off := hdrSize + nkey // where a length past 16 bits is
 	if nkey > maxKeyLen || off > len(b) ||
 		binary.LittleEndian.Uint16(b[offVlen:]) == vlenExt && off+4 > len(b) {
 		return layout{}, false
 	}
-	l := readLayout(b, s.pageSize)
+	l := s.readLayout(b)
 	if l.nchunks == 1 {
 		return l, l.total <= len(b) && s.classFor(l) == c
 	}

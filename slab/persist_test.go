@@ -18,8 +18,16 @@ func skipNoMmap(t *testing.T) {
 	}
 }
 
-func persistCfg(path string) Config {
-	return Config{MemoryLimit: 4 << 20, MaxItemSize: 3 << 20, MemoryFile: path, Maintenance: -1}
+func persistCfg(path, eviction string) Config {
+	return Config{MemoryLimit: 4 << 20, MaxItemSize: 3 << 20, MemoryFile: path, Maintenance: -1, Eviction: eviction}
+}
+
+// forListsAndClock runs test under the segmented LRU (items in lists)
+// and under CLOCK (items found in place).
+func forListsAndClock(t *testing.T, test func(t *testing.T, eviction string)) {
+	for _, ev := range []string{EvictionLRU, EvictionClock} {
+		t.Run(ev, func(t *testing.T) { test(t, ev) })
+	}
 }
 
 // reopen opens cfg's memory file in a new store, after releasing the
@@ -39,10 +47,12 @@ func reopen(t *testing.T, cfg Config, clk *fakeClock, old ...*Store) *Store {
 	return s
 }
 
-func TestPersistRoundTrip(t *testing.T) {
+func TestPersistRoundTrip(t *testing.T) { forListsAndClock(t, testPersistRoundTrip) }
+
+func testPersistRoundTrip(t *testing.T, eviction string) {
 	skipNoMmap(t)
 	path := filepath.Join(t.TempDir(), "mem")
-	cfg := persistCfg(path)
+	cfg := persistCfg(path, eviction)
 	s, clk := newTestStore(t, cfg)
 	if r := s.Restore(); r.Restored || r.Reason == "" {
 		t.Fatalf("fresh file: %+v", r)
@@ -133,7 +143,7 @@ func TestPersistRoundTrip(t *testing.T) {
 func TestPersistMismatch(t *testing.T) {
 	skipNoMmap(t)
 	path := filepath.Join(t.TempDir(), "mem")
-	cfg := persistCfg(path)
+	cfg := persistCfg(path, "")
 	s, clk := newTestStore(t, cfg)
 	s.Set([]byte("a"), []byte("1"), &SetOptions{})
 	if err := s.Persist(); err != nil {
@@ -176,10 +186,12 @@ func TestPersistMismatch(t *testing.T) {
 
 // TestPersistChurn restores a store that evicted, deleted, overwrote and
 // moved pages, and compares it with the items live at Persist.
-func TestPersistChurn(t *testing.T) {
+func TestPersistChurn(t *testing.T) { forListsAndClock(t, testPersistChurn) }
+
+func testPersistChurn(t *testing.T, eviction string) {
 	skipNoMmap(t)
 	path := filepath.Join(t.TempDir(), "mem")
-	cfg := persistCfg(path)
+	cfg := persistCfg(path, eviction)
 	cfg.MemoryLimit = 2 << 20
 	s, clk := newTestStore(t, cfg)
 	rng := rand.New(rand.NewSource(1))

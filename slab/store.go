@@ -41,10 +41,12 @@ type Store struct {
 	pool    []uint32     // global page pool (pageMu)
 	poolLen atomic.Int64 // len(pool), for lock-free reads
 
-	policy atomic.Int32            // policyFlat, policySegmented, policyS3FIFO (lru.go)
-	tune   atomic.Pointer[lruTune] // segmented LRU limits
-	s3     bool                    // S3-FIFO (fixed at New)
-	ghost  ghost                   // S3-FIFO ghost queue
+	policy   atomic.Int32            // policyFlat, policySegmented, policyS3FIFO, policyClock (lru.go)
+	tune     atomic.Pointer[lruTune] // segmented LRU limits
+	s3       bool                    // S3-FIFO (fixed at New)
+	linkAll  bool                    // every item carries LRU links: all but CLOCK (fixed at New)
+	halfSize int                     // the half-page class's chunk size: larger items go to the last class
+	ghost    ghost                   // S3-FIFO ghost queue
 
 	mv      mover   // slab rebalancing (mover.go)
 	crawler crawler // LRU crawler (crawler.go)
@@ -118,7 +120,12 @@ func New(cfg Config) (*Store, error) {
 	// of items larger than a page. Below fineClassMax the steps are then
 	// split to 8 bytes while class ids remain (refineSmall).
 	half := s.pageSize / 2
-	size := float64(hdrSize + cfg.MinChunkSize)
+	s.halfSize = half
+	hdr := hdrSize
+	if s.linkAll {
+		hdr += linkBytes
+	}
+	size := float64(hdr + cfg.MinChunkSize)
 	var sizes []int
 	for len(sizes) < maxClasses-2 && size < float64(half)/cfg.GrowthFactor {
 		sz := (int(size) + 7) &^ 7
@@ -131,7 +138,8 @@ func New(cfg Config) (*Store, error) {
 	sizes = refineSmall(sizes, maxClasses-2)
 	sizes = append(sizes, half, s.pageSize)
 	for i, sz := range sizes {
-		s.classes = append(s.classes, &class{id: i + 1, size: sz, perPage: s.pageSize / sz})
+		s.classes = append(s.classes, &class{id: i + 1, size: sz, perPage: s.pageSize / sz,
+			links: s.linkAll || i == len(sizes)-1})
 	}
 	s.chunkBits = uint32(bits.Len(uint(s.classes[0].perPage - 1)))
 	s.chunkMask = 1<<s.chunkBits - 1
@@ -335,7 +343,7 @@ func (s *Store) touchAccess(h uint32, b []byte, now uint32) {
 			setAtime(b, now)
 			return
 		}
-	case policyS3FIFO:
+	case policyS3FIFO, policyClock:
 		if n := itemHits(b); n < 3 {
 			setHits(b, n+1)
 		}
@@ -402,7 +410,7 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 		st.mu.Unlock()
 		return dst, Item{}, false
 	}
-	l := readLayout(b, s.pageSize)
+	l := s.readLayout(b)
 	it := itemInfo(s, b, l)
 	if opt != nil {
 		won := false
@@ -436,7 +444,7 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 
 // vivify creates the empty item of a meta N miss. Stripe lock held.
 func (s *Store) vivify(st *stripe, si int, tag uint32, key []byte, now uint32, fseq uint64, exp int64) (Item, bool) {
-	l := makeLayout(len(key), 0, false, s.pageSize)
+	l := s.layoutFor(len(key), 0, false)
 	h := s.allocItem(l, si, now, fseq)
 	if h == 0 {
 		return Item{}, false
@@ -476,7 +484,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 		mode = ModeCAS
 	}
 	st, si, tag := s.stripeFor(key)
-	l := makeLayout(len(key), len(value), o.Flags != 0, s.pageSize)
+	l := s.layoutFor(len(key), len(value), o.Flags != 0)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	pos, old, oldb, _ := s.lookup(st, tag, key, now, fseq)
@@ -538,9 +546,9 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 		if o.CAS != 0 && !s.cfg.DisableCAS && o.CAS != itemCAS(oldb) {
 			return Exists, 0
 		}
-		ol := readLayout(oldb, s.pageSize)
+		ol := s.readLayout(oldb)
 		flags, exp = itemFlags(oldb, ol), itemExp(oldb)
-		nl := makeLayout(len(key), ol.vlen+len(value), flags != 0, s.pageSize)
+		nl := s.layoutFor(len(key), ol.vlen+len(value), flags != 0)
 		if nl.total > s.cfg.MaxItemSize {
 			return NotStored, 0
 		}
@@ -564,7 +572,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	}
 
 	if o.Flags != flags {
-		l = makeLayout(len(key), len(value), flags != 0, s.pageSize)
+		l = s.layoutFor(len(key), len(value), flags != 0)
 	}
 	h := s.allocItem(l, si, now, fseq)
 	if h == 0 {
@@ -692,7 +700,7 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 			return 0, 0, NotFound
 		}
 		num := strconv.AppendUint(buf[:0], o.Initial, 10)
-		l := makeLayout(len(key), len(num), false, s.pageSize)
+		l := s.layoutFor(len(key), len(num), false)
 		if len(key) > maxKeyLen || l.total > s.cfg.MaxItemSize {
 			return 0, 0, TooLarge
 		}
@@ -711,7 +719,7 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 	} else {
 		st.ctr.decrHits++
 	}
-	l := readLayout(b, s.pageSize)
+	l := s.readLayout(b)
 	if l.nchunks > 1 || l.vlen == 0 {
 		return 0, 0, NonNumeric
 	}
@@ -746,7 +754,7 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 		return n, s.shownCAS(b), Stored
 	}
 	flags := itemFlags(b, l)
-	nl := makeLayout(len(key), len(num), flags != 0, s.pageSize)
+	nl := s.layoutFor(len(key), len(num), flags != 0)
 	nh := s.allocItem(nl, si, now, fseq)
 	if nh == 0 {
 		return 0, 0, OutOfMemory

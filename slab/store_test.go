@@ -527,7 +527,7 @@ func fillClass(t *testing.T, s *Store, prefix string, n, size int) {
 
 // perPage is how many items of fillClass's shape fit in one page.
 func perPage(s *Store, size int) int {
-	l := makeLayout(len("k0000"), size, false, s.pageSize)
+	l := s.layoutFor(len("k0000"), size, false)
 	return s.classFor(l).perPage
 }
 
@@ -846,6 +846,12 @@ func putHex(b []byte, v uint64) {
 // count and the store's per-item overhead, to show that GC work does not
 // grow with N (compare N=100000 and N=1000000).
 func BenchmarkManyItems(b *testing.B) {
+	for _, ev := range []string{EvictionLRU, EvictionClock} {
+		b.Run(ev, func(b *testing.B) { benchmarkManyItems(b, ev) })
+	}
+}
+
+func benchmarkManyItems(b *testing.B, eviction string) {
 	n := 1_000_000
 	if v := os.Getenv("GOCACHED_BENCH_ITEMS"); v != "" {
 		var err error
@@ -854,7 +860,7 @@ func BenchmarkManyItems(b *testing.B) {
 		}
 	}
 	const vlen = 10
-	s, _ := newTestStore(b, Config{MemoryLimit: int64(n)*128 + 64<<20})
+	s, _ := newTestStore(b, Config{MemoryLimit: int64(n)*128 + 64<<20, Eviction: eviction})
 	key := []byte("key:0000000000000000")
 	val := bytes.Repeat([]byte("v"), vlen)
 	for i := 0; i < n; i++ {

@@ -134,7 +134,8 @@ are logged at warn level (-v) as "option accepted, not implemented".
 gocached's own -o suboptions:
    - metrics_listen:      host:port for Prometheus metrics at /metrics, named
                           as memcached_exporter names them (default: off)
-   - eviction:            lru or s3fifo (default: lru)
+   - eviction:            lru, s3fifo or clock (default: lru); clock keeps
+                          no LRU links: 8 bytes less per item
 
 Subcommands (instead of the flags above):
    gocached cluster up N [--base-port P] [flags]   N local nodes, until Ctrl-C

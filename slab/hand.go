@@ -1,0 +1,166 @@
+package slab
+
+import (
+	"runtime"
+	"time"
+)
+
+// The CLOCK policy's hand and in-place walks (lru.go explains the
+// policy). Both visit a class's chunks page by page in page-number order;
+// only chunks that hold linked items (isItem) are read, and those only
+// once their stripe is locked.
+
+// clockMaxSweep bounds the chunks one eviction passes over before it
+// evicts the next unread-or-not live item it can lock: with 2-bit counts a
+// full sweep may find every item read.
+const clockMaxSweep = 1024
+
+// nextChunk returns the chunk after h in c's in-place order (h = 0: the
+// first), wrapping around; 0 when c has no chunk to visit. Chunks not yet
+// carved and the page being emptied are skipped. c.mu held.
+func (s *Store) nextChunk(c *class, pt *pageTable, h uint32) uint32 {
+	ci := uint8(c.id - 1)
+	pg := h >> s.chunkBits
+	if h != 0 && int(pg) < len(pt.cls) && pt.cls[pg] == ci && pg != c.moving {
+		if i := int(h&s.chunkMask) + 1; i < s.carved(c, pg) {
+			return h + 1
+		}
+	}
+	n := len(pt.cls)
+	for k := 1; k <= n; k++ {
+		p := (int(pg) + k) % n
+		if p != 0 && pt.cls[p] == ci && uint32(p) != c.moving && s.carved(c, uint32(p)) > 0 {
+			return uint32(p) << s.chunkBits
+		}
+	}
+	return 0
+}
+
+// carved returns how many chunks of c's page pg have been handed out at
+// least once. c.mu held.
+func (s *Store) carved(c *class, pg uint32) int {
+	if pg == c.cur {
+		return c.curN
+	}
+	return c.perPage
+}
+
+// reclaimClock frees one item of c, a class without lists: the hand
+// reclaims the first dead item it meets, passes over read ones (their
+// count decremented) and evicts the first unread one; after clockMaxSweep
+// chunks it evicts whatever live item comes next. It never blocks on a
+// stripe lock and never frees an item of the stripe the caller holds.
+// c.mu held.
+func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
+	pt := s.pt.Load()
+	for step := 0; step < 2*clockMaxSweep; step++ {
+		h := s.nextChunk(c, pt, c.hand)
+		if h == 0 {
+			return false
+		}
+		c.hand = h
+		b := s.chunk(h)
+		if !isItem(b) {
+			continue
+		}
+		hv := s.hash(itemKey(b))
+		si := int(hv & s.stripeMask)
+		st := &s.stripes[si]
+		if si == held || !st.mu.TryLock() {
+			continue
+		}
+		tag := uint32(hv >> 32)
+		switch hits := itemHits(b); {
+		case dead(b, now, fseq) != alive:
+			s.reclaimItem(c, st, tag, h, b)
+		case hits > 0 && step < clockMaxSweep:
+			setHits(b, hits-1)
+			st.mu.Unlock()
+			continue
+		case s.cfg.DisableEvictions:
+			st.mu.Unlock()
+			continue
+		default:
+			s.evictItem(c, st, tag, h, b, now)
+		}
+		st.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// handAge returns the idle seconds of the item under c's hand (the next
+// the hand would consider, so about the oldest), 0 when there is none.
+// c.mu held.
+func (s *Store) handAge(c *class, now uint32) int64 {
+	pt := s.pt.Load()
+	h := c.hand
+	for range 8 {
+		if h = s.nextChunk(c, pt, h); h == 0 {
+			return 0
+		}
+		if b := s.chunk(h); isItem(b) {
+			return max(0, int64(now)-int64(itemAtime(b)))
+		}
+	}
+	return 0
+}
+
+// walkInPlace is walk for a class without lists: it visits c's items in
+// page order, over the pages c held when it started. c.walkMu held; it
+// takes and releases c.mu.
+func (s *Store) walkInPlace(c *class, limit int, pause time.Duration,
+	fn func(h uint32, b []byte, st *stripe, tag uint32) bool, between func()) {
+	ci := uint8(c.id - 1)
+	var pages []uint32
+	for pg, cl := range s.pt.Load().cls {
+		if pg != 0 && cl == ci {
+			pages = append(pages, uint32(pg))
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, batch, slept := 0, 0, 0
+	for _, pg := range pages {
+		for i := 0; i < s.carved(c, pg) && (limit <= 0 || n < limit); i++ {
+			if s.pt.Load().cls[pg] != ci {
+				break // moved to another class meanwhile
+			}
+			h := pg<<s.chunkBits | uint32(i)
+			if b := s.chunk(h); isItem(b) {
+				hv := s.hash(itemKey(b))
+				st := &s.stripes[hv&s.stripeMask]
+				if !st.mu.TryLock() {
+					// The lock order is stripe, then class: wait for the
+					// stripe without the class lock, then look again.
+					c.mu.Unlock()
+					st.mu.Lock()
+					st.mu.Unlock()
+					c.mu.Lock()
+					i--
+					continue
+				}
+				n++
+				more := fn(h, b, st, uint32(hv>>32))
+				st.mu.Unlock()
+				if !more {
+					return
+				}
+			}
+			if batch++; batch >= walkBatch {
+				batch = 0
+				c.mu.Unlock()
+				if between != nil {
+					between()
+				}
+				if pause > 0 && n/crawlsPerSleep > slept {
+					slept = n / crawlsPerSleep
+					time.Sleep(pause)
+				} else {
+					runtime.Gosched()
+				}
+				c.mu.Lock()
+			}
+		}
+	}
+}
