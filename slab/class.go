@@ -149,14 +149,14 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 			c.free = freeNext(b)
 			c.nfree--
 			c.used++
-			le.PutUint16(b[offVlen:], vlenBusy)
+			b[offSlack] = slackBusy
 			return h
 		}
 		if c.cur != 0 && c.curN < c.perPage {
 			h := c.cur<<s.chunkBits | uint32(c.curN)
 			c.curN++
 			c.used++
-			le.PutUint16(s.chunk(h)[offVlen:], vlenBusy)
+			s.chunk(h)[offSlack] = slackBusy
 			return h
 		}
 		if pg := s.newPage(c.id-1, c.pages == 0); pg != 0 {
@@ -219,7 +219,7 @@ func (s *Store) allocItem(l layout, held int, now uint32, fseq uint64) uint32 {
 // lruLink puts the new item h at the head of LRU list seg of c and
 // accounts for it. c.mu and h's stripe lock held.
 func (s *Store) lruLink(c *class, h uint32, b []byte, l layout, seg int) {
-	setVlen(b, l)
+	setSlack(b, l)
 	s.listPush(c, seg, h, b)
 	c.items++
 	c.bytes += uint64(l.total)

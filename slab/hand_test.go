@@ -13,18 +13,19 @@ func TestClockLayout(t *testing.T) {
 		s          *Store
 		vlen       int
 		total      int
-		links      bool
+		links, ext bool
 		firstChunk int
 	}{
-		{"clock small", clock, 100, hdrSize + 5 + 100, false, 72},
-		// Lengths past 16 bits take 4 more bytes after the key.
-		{"clock half page", clock, 1<<19 - hdrSize - 5 - 4, 1 << 19, false, 72},
-		{"clock last class", clock, 1<<19 - hdrSize - 5 - 3, 1<<19 + 1 + linkBytes, true, 72},
-		{"lists small", lists, 100, hdrSize + linkBytes + 5 + 100, true, 80},
+		{"clock small", clock, 100, hdrSize + 5 + 100, false, false, 72},
+		// Too much slack in its class (2320-byte chunks): length stored.
+		{"clock coarse class", clock, 1860 - hdrSize - 5, 1860 + 4, false, true, 72},
+		{"clock half page", clock, 1<<19 - hdrSize - 5, 1 << 19, false, false, 72},
+		{"clock last class", clock, 1<<19 - hdrSize - 4, 1<<19 + 1 + 4 + linkBytes, true, true, 72},
+		{"lists small", lists, 100, hdrSize + linkBytes + 5 + 100, true, false, 80},
 	} {
 		l := tc.s.layoutFor(5, tc.vlen, false)
-		if l.total != tc.total || (l.linkOff != 0) != tc.links {
-			t.Errorf("%s: total %d links at %d, want %d, links %v", tc.name, l.total, l.linkOff, tc.total, tc.links)
+		if l.total != tc.total || (l.linkOff != 0) != tc.links || l.ext != tc.ext {
+			t.Errorf("%s: total %d links at %d ext %v, want %d, links %v ext %v", tc.name, l.total, l.linkOff, l.ext, tc.total, tc.links, tc.ext)
 		}
 		if got := tc.s.classes[0].size; got != tc.firstChunk {
 			t.Errorf("%s: smallest chunk %d, want %d", tc.name, got, tc.firstChunk)

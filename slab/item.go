@@ -10,32 +10,38 @@ import (
 //
 //	off  size  field                     guarded by
 //	  0     6  CAS, 48 bits (also the store sequence used by flush_all)
-//	  6     2  value length, or vlenExt: the length    class lock
-//	           is a uint32 after the key; vlenFree
-//	           marks a free chunk, vlenBusy one
-//	           allocated but not yet linked
-//	  8     4  exptime, Unix seconds (0 = never)
-//	 12     4  last access time, Unix seconds   atomic
-//	 16     1  bits: fetched, stale, token sent, has flags,
+//	  6     1  slack: unused bytes at the     class lock
+//	           chunk's end, which give the value length; or a marker:
+//	           slackExt (the length is a uint32 after the key),
+//	           slackFree (a free chunk), slackBusy (allocated, not yet
+//	           linked)
+//	  7     1  bits: fetched, stale, token sent, has flags,
 //	           hit count (2 bits), LRU segment (2 bits)
-//	 17     1  key length
-//	 18     -  key, [value length uint32], [LRU prev, next: chunk
+//	  8     4  last access time, Unix seconds   atomic
+//	 12     4  exptime, Unix seconds (0 = never)
+//	 16     1  key length
+//	 17     -  key, [value length uint32], [LRU prev, next: chunk
 //	           handles, 4 bytes each, when the item's class keeps lists],
 //	           [flags uint32 if nonzero], [chain table: (n-1) uint32
 //	           handles of continuation chunks], value
 //
-// The 18-byte header is all an item needs under the CLOCK policy, which
+// The 17-byte header is all an item needs under the CLOCK policy, which
 // keeps no lists: its hand walks the class's chunks in place. The list
 // policies (segmented LRU, flat LRU, S3-FIFO) add the two links, placed
-// after the key so that every other field sits at a fixed offset; under
+// after the key so that the header's fields sit at fixed offsets; under
 // CLOCK only the last class (items over half a page, few and large)
 // keeps lists, because its continuation chunks carry no header for a
 // hand to read.
 //
-// A free chunk has vlenFree in its value length and the next free chunk's
-// handle in its first 4 bytes. The value length is written only under the
-// class lock: vlenBusy when the chunk is handed out, the real length when
-// the finished item is linked. So the CLOCK hand and the page mover, which
+// The value length is implied by the chunk's size: the item fills its
+// chunk but for slack bytes. Where the class's chunks are too coarse for
+// a byte of slack (chunks over about 1 KB), and in the last class, the
+// length is stored in full after the key instead.
+//
+// A free chunk has slackFree and the next free chunk's handle in its
+// first 4 bytes. The slack byte is written only under the class lock:
+// slackBusy when the chunk is handed out, the real slack when the
+// finished item is linked. So the CLOCK hand and the page mover, which
 // hold the class lock but not the item's stripe, can tell free and
 // half-written chunks from items before they read a key.
 //
@@ -56,21 +62,22 @@ import (
 // bytes.
 const (
 	offCAS   = 0
-	offVlen  = 6
-	offExp   = 8
-	offAtime = 12
-	offBits  = 16
-	offNkey  = 17
-	hdrSize  = 18
+	offSlack = 6
+	offBits  = 7
+	offAtime = 8
+	offExp   = 12
+	offNkey  = 16
+	hdrSize  = 17
 
 	offFreeNext = 0 // free chunks: the next free chunk
 	linkBytes   = 8 // LRU prev and next, in classes that keep lists
 
 	casMask = 1<<48 - 1
 
-	vlenExt  = 0xFFFF
-	vlenFree = 0xFFFE
-	vlenBusy = 0xFFFD // allocated, not yet linked; lengths from here on are stored as vlenExt
+	slackMax  = 252 // larger slack: the length is stored after the key
+	slackBusy = 253
+	slackFree = 254
+	slackExt  = 255
 
 	bitFetched   = 1 << 0
 	bitStale     = 1 << 1
@@ -99,20 +106,22 @@ var le = binary.LittleEndian
 type layout struct {
 	nkey     int
 	vlen     int
-	flagsOff int // offset of the flags, 0 when flags are 0
-	linkOff  int // offset of the LRU links, 0 when the item has none
-	tableOff int // offset of the chain table (chained items)
-	valOff   int // offset of the value in the head chunk
-	nchunks  int // 1, or the number of full-page chunks of a chained item
-	total    int // bytes accounted for the item ("bytes" stat)
+	ext      bool // the length is stored after the key
+	flagsOff int  // offset of the flags, 0 when flags are 0
+	linkOff  int  // offset of the LRU links, 0 when the item has none
+	tableOff int  // offset of the chain table (chained items)
+	valOff   int  // offset of the value in the head chunk
+	nchunks  int  // 1, or the number of full-page chunks of a chained item
+	total    int  // bytes accounted for the item ("bytes" stat)
 }
 
 // makeLayout computes the layout of an item with the given key and value
-// lengths; links says whether it carries LRU links.
-func makeLayout(nkey, vlen int, hasFlags, links bool, pageSize int) layout {
-	l := layout{nkey: nkey, vlen: vlen, nchunks: 1}
+// lengths; links says whether it carries LRU links, ext whether its
+// length is stored after the key.
+func makeLayout(nkey, vlen int, hasFlags, links, ext bool, pageSize int) layout {
+	l := layout{nkey: nkey, vlen: vlen, ext: ext, nchunks: 1}
 	off := hdrSize + nkey
-	if vlen >= vlenBusy {
+	if ext {
 		off += 4
 	}
 	if links {
@@ -139,32 +148,48 @@ func makeLayout(nkey, vlen int, hasFlags, links bool, pageSize int) layout {
 	return l
 }
 
-// layoutFor returns the layout of an item in s: with LRU links under the
-// list policies, and under CLOCK only when it lands in the last class.
+// layoutFor returns the layout of a new item in s: its length implied by
+// a byte of slack where its class allows, else stored; with LRU links
+// under the list policies, and under CLOCK only in the last class.
 func (s *Store) layoutFor(nkey, vlen int, hasFlags bool) layout {
-	if !s.linkAll {
-		if l := makeLayout(nkey, vlen, hasFlags, false, s.pageSize); l.nchunks == 1 && l.total <= s.halfSize {
-			return l
-		}
+	if l := makeLayout(nkey, vlen, hasFlags, s.linkAll, false, s.pageSize); l.nchunks == 1 && l.total <= s.halfSize &&
+		s.classFor(l).size-l.total <= slackMax {
+		return l
 	}
-	return makeLayout(nkey, vlen, hasFlags, true, s.pageSize)
+	return s.extLayout(nkey, vlen, hasFlags)
 }
 
-// readLayout reads the layout of the item whose head chunk is b.
+// extLayout returns the layout of an item whose length is stored.
+func (s *Store) extLayout(nkey, vlen int, hasFlags bool) layout {
+	l := makeLayout(nkey, vlen, hasFlags, s.linkAll, true, s.pageSize)
+	if !s.linkAll && (l.nchunks > 1 || l.total > s.halfSize) {
+		l = makeLayout(nkey, vlen, hasFlags, true, true, s.pageSize)
+	}
+	return l
+}
+
+// readLayout reads the layout of the item whose head chunk is b, the
+// whole chunk (as Store.chunk returns it).
 func (s *Store) readLayout(b []byte) layout {
 	nkey := int(b[offNkey])
 	hasFlags := b[offBits]&bitHasFlags != 0
-	vlen := int(le.Uint16(b[offVlen:]))
-	if vlen == vlenExt {
-		vlen = int(le.Uint32(b[hdrSize+nkey:]))
+	slack := int(b[offSlack])
+	if slack == slackExt {
+		return s.extLayout(nkey, int(le.Uint32(b[hdrSize+nkey:])), hasFlags)
 	}
-	return s.layoutFor(nkey, vlen, hasFlags)
+	off := hdrSize + nkey
+	if s.linkAll {
+		off += linkBytes
+	}
+	if hasFlags {
+		off += 4
+	}
+	return makeLayout(nkey, len(b)-off-slack, hasFlags, s.linkAll, false, s.pageSize)
 }
 
-// writeHeader initialises a fresh item's header, key, flags and, past
-// 16 bits, length. The links, chain table and value are written by the
-// caller; the 16-bit length field is written when the item is linked
-// (setVlen).
+// writeHeader initialises a fresh item's header, key, flags and stored
+// length. The links, chain table and value are written by the caller; the
+// slack byte when the item is linked (setSlack).
 func writeHeader(b []byte, l layout, key []byte, flags uint32, exptime, atime uint32, cas uint64) {
 	setCAS(b, cas)
 	le.PutUint32(b[offExp:], exptime)
@@ -177,18 +202,18 @@ func writeHeader(b []byte, l layout, key []byte, flags uint32, exptime, atime ui
 	b[offBits] = bits
 	b[offNkey] = byte(l.nkey)
 	copy(b[hdrSize:], key)
-	if l.vlen >= vlenBusy {
+	if l.ext {
 		le.PutUint32(b[hdrSize+l.nkey:], uint32(l.vlen))
 	}
 }
 
-// setVlen writes the 16-bit length field of the item b of layout l,
-// completing it. Class lock held.
-func setVlen(b []byte, l layout) {
-	if l.vlen >= vlenBusy {
-		le.PutUint16(b[offVlen:], vlenExt)
+// setSlack writes the slack byte of the item b of layout l, completing
+// it. Class lock held.
+func setSlack(b []byte, l layout) {
+	if l.ext {
+		b[offSlack] = slackExt
 	} else {
-		le.PutUint16(b[offVlen:], uint16(l.vlen))
+		b[offSlack] = byte(len(b) - l.total)
 	}
 }
 
@@ -237,7 +262,7 @@ func setSeg(b []byte, seg int) { b[offBits] = b[offBits]&^segMask | byte(seg)<<s
 // side reads neighbours' links without their stripe locks.
 func linkOff(b []byte) int {
 	off := hdrSize + int(b[offNkey])
-	if le.Uint16(b[offVlen:]) == vlenExt {
+	if b[offSlack] == slackExt {
 		off += 4
 	}
 	return off
@@ -254,18 +279,18 @@ func setLRUNext(b []byte, h uint32) {
 
 // isFree reports whether chunk b is free (not an item's head). Only for
 // chunks that hold headers: not continuation chunks of chained items.
-func isFree(b []byte) bool { return le.Uint16(b[offVlen:]) == vlenFree }
+func isFree(b []byte) bool { return b[offSlack] == slackFree }
 
 // isItem reports whether chunk b holds a linked item (neither free nor
 // half-written). Class lock held.
 func isItem(b []byte) bool {
-	v := le.Uint16(b[offVlen:])
-	return v != vlenFree && v != vlenBusy
+	v := b[offSlack]
+	return v != slackFree && v != slackBusy
 }
 
 // markFree marks chunk b free, followed on the free list by next.
 func markFree(b []byte, next uint32) {
-	le.PutUint16(b[offVlen:], vlenFree)
+	b[offSlack] = slackFree
 	le.PutUint32(b[offFreeNext:], next)
 }
 

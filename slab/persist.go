@@ -2,7 +2,6 @@ package slab
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -71,9 +70,9 @@ func (s *Store) fingerprint(slots int) string {
 	for i, c := range s.classes {
 		sizes[i] = c.size
 	}
-	// layout names the item layout (item.go): version 2 has links after
+	// layout names the item layout (item.go): version 3 has a slack byte, links after
 	// the key, and none under CLOCK.
-	return fmt.Sprintf("layout=2 eviction=%s m=%d I=%d f=%g n=%d page=%d slots=%d classes=%v",
+	return fmt.Sprintf("layout=3 eviction=%s m=%d I=%d f=%g n=%d page=%d slots=%d classes=%v",
 		s.cfg.Eviction, s.cfg.MemoryLimit, s.cfg.MaxItemSize, s.cfg.GrowthFactor, s.cfg.MinChunkSize,
 		s.pageSize, slots, sizes)
 }
@@ -504,7 +503,7 @@ func (s *Store) checkItem(b []byte, c *class) (layout, bool) {
 	nkey := int(b[offNkey])
 	off := hdrSize + nkey // where a length past 16 bits is
 	if nkey > maxKeyLen || off > len(b) ||
-		binary.LittleEndian.Uint16(b[offVlen:]) == vlenExt && off+4 > len(b) {
+		b[offSlack] == slackExt && off+4 > len(b) {
 		return layout{}, false
 	}
 	l := s.readLayout(b)
