@@ -393,6 +393,10 @@ func (c *conn) execStatsAdmin(sub string) {
 	}
 	// memcached builds the reply in a 2 MB buffer and stops when full.
 	const memlimit = 2 << 20
+	// memcached keeps times relative to process_started, 62 s before it
+	// started (ITEM_UPDATE_INTERVAL + 2), and stores a time before that,
+	// or a negative exptime, as 1: it shows those as its epoch + 1.
+	epoch := c.srv.started - 62
 	start := len(c.wbuf)
 	c.srv.store.DumpClass(int(id), int(limit), true, false, func(d *slab.DumpItem) bool {
 		n := len(c.wbuf)
@@ -401,7 +405,11 @@ func (c *conn) execStatsAdmin(sub string) {
 		c.wbuf = append(c.wbuf, " ["...)
 		c.wbuf = strconv.AppendInt(c.wbuf, int64(d.ValueLen), 10)
 		c.wbuf = append(c.wbuf, " b; "...)
-		c.wbuf = strconv.AppendInt(c.wbuf, d.Exptime, 10)
+		exp := d.Exptime
+		if exp != 0 && exp <= epoch {
+			exp = epoch + 1
+		}
+		c.wbuf = strconv.AppendInt(c.wbuf, exp, 10)
 		c.wbuf = append(c.wbuf, " s]\r\n"...)
 		if len(c.wbuf)-start+6 > memlimit {
 			c.wbuf = c.wbuf[:n]

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -270,6 +271,27 @@ func TestMetadumpFormat(t *testing.T) {
 	want := regexp.MustCompile(`^(key=(foo exp=-1|k%2520x exp=\d+) la=\d+ cas=\d+ fetch=(yes|no) cls=\d+ size=\d+\n){2}END\r\n$`)
 	if !want.MatchString(got) || !strings.Contains(got, "key=foo exp=-1") || !strings.Contains(got, "fetch=yes") {
 		t.Fatalf("metadump:\n%s", got)
+	}
+}
+
+// TestCachedumpExpired: stats cachedump shows an item stored already
+// expired (negative or long-past exptime) as memcached does, with the
+// time one second after its epoch, 62 s before the server started.
+func TestCachedumpExpired(t *testing.T) {
+	addr := testutil.StartGocached(t, nil)
+	c, r := dialText(t, "tcp", addr)
+	roundTrip(t, c, r, "set neg 0 -1 1\r\nx\r\nset past 0 1000000000 1\r\nx\r\nset live 0 0 1\r\nx\r\n")
+	stats := roundTrip(t, c, r, "stats\r\n")
+	var now, uptime int64
+	for _, line := range strings.Split(stats, "\r\n") {
+		_, _ = fmt.Sscanf(line, "STAT time %d", &now)
+		_, _ = fmt.Sscanf(line, "STAT uptime %d", &uptime)
+	}
+	shown := now - uptime - 61
+	got := roundTrip(t, c, r, "stats cachedump 1 0\r\n")
+	want := fmt.Sprintf("ITEM live [1 b; 0 s]\r\nITEM past [1 b; %d s]\r\nITEM neg [1 b; %d s]\r\nEND\r\n", shown, shown)
+	if got != want {
+		t.Fatalf("cachedump:\n%s\nwant:\n%s", got, want)
 	}
 }
 

@@ -2,12 +2,14 @@ package difftest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +23,8 @@ type testCase struct {
 	file   string // file:line of its "case:" line
 	flags  []string
 	masks  []masker
-	bmasks []binMask // masks of decoded binary replies
+	sorts  []*regexp.Regexp // runs of lines to sort in every reply
+	bmasks []binMask        // masks of decoded binary replies
 	steps  []step
 	skipGo string // reason not to compare against gocached yet
 }
@@ -32,6 +35,7 @@ const (
 	stepSend  stepKind = iota // write, then the sentinel; read up to its reply
 	stepPart                  // write only; the next step completes the request
 	stepClose                 // write, then read until the server closes
+	stepDump                  // write; read a whole key dump, then do the sentinel
 	stepSleep                 // wait
 	stepConn                  // later steps use another connection
 )
@@ -62,6 +66,8 @@ var maskAliases = map[string]string{
 	"conns": `^STAT (\d+):\S+ ([^\r\n]*)\r$`,
 	// the c<cas> and t<ttl> return flags of meta replies
 	"metacas": `^(?:HD|VA \d+|EX|NF|NS|EN)\b.*? c(\d+)`,
+	// la, cls and size of metadump lines: see testdata/dumps.txt
+	"metadump": `^key=\S+ exp=\S+ la=(\d+) cas=\d+ fetch=\S+ cls=(\d+) size=(\d+)$`,
 }
 
 // loadCorpus parses every testdata/*.txt file.
@@ -159,14 +165,20 @@ func parseFile(path string) ([]*testCase, error) {
 				}
 				cur.bmasks = append(cur.bmasks, m)
 			}
+		case "sort":
+			re, err := regexp.Compile(val)
+			if err != nil {
+				return nil, fmt.Errorf("%s: sort: %v", where, err)
+			}
+			cur.sorts = append(cur.sorts, re)
 		case "skip-gocached":
 			cur.skipGo = val
-		case "send", "part", "close":
+		case "send", "part", "close", "dump":
 			text, err := unescape(val)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", where, err)
 			}
-			kind := map[string]stepKind{"send": stepSend, "part": stepPart, "close": stepClose}[key]
+			kind := map[string]stepKind{"send": stepSend, "part": stepPart, "close": stepClose, "dump": stepDump}[key]
 			cur.steps = append(cur.steps, step{kind: kind, text: text, line: n})
 		case "bsend", "bpart", "bclose":
 			// Encoded once now to report mistakes at load time; sent
@@ -281,6 +293,26 @@ func applyMasks(masks []masker, b []byte) []byte {
 		b = m(b)
 	}
 	return b
+}
+
+// sortRuns sorts, in b, every run of consecutive lines (each up to and
+// with its '\n') that re matches, bytewise: the order of a key dump's
+// lines depends on each server's LRU and hash layout, not on the protocol.
+func sortRuns(re *regexp.Regexp, b []byte) []byte {
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	for i := 0; i < len(lines); {
+		j := i
+		for j < len(lines) && len(lines[j]) > 0 && re.Match(lines[j]) {
+			j++
+		}
+		if j == i {
+			i++
+			continue
+		}
+		slices.SortFunc(lines[i:j], bytes.Compare)
+		i = j
+	}
+	return bytes.Join(lines, nil)
 }
 
 var statLine = regexp.MustCompile(`(?m)^STAT (\S+) ([^\r\n]*)\r$`)

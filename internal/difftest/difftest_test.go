@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,19 +130,38 @@ func (s *side) do(n int, st step, req []byte) []byte {
 	if st.kind == stepPart {
 		return nil
 	}
-	if st.kind == stepSend && !st.binary {
+	var head []byte
+	if st.kind == stepDump {
+		// memcached hands the connection to its crawler thread for a
+		// dump and back afterwards without reading what is already
+		// buffered (conn_worker_readd waits for the next read event): a
+		// sentinel sent with the request is only answered once more
+		// bytes arrive. So read the whole dump first, then do the
+		// sentinel, which also shows that nothing follows the dump.
+		_ = c.SetReadDeadline(time.Now().Add(stepTimeout))
+		var err error
+		if head, err = readDump(c); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return append(head, "<TIMEOUT>"...)
+			}
+			s.closed[n] = true
+			return append(head, "<EOF>"...)
+		}
+	}
+	if (st.kind == stepSend || st.kind == stepDump) && !st.binary {
 		if _, err := c.Write([]byte(sentinel)); err != nil {
 			s.closed[n] = true
 			return []byte("<EOF>")
 		}
 	}
 	_ = c.SetReadDeadline(time.Now().Add(stepTimeout))
-	var buf []byte
+	buf := head
 	tmp := make([]byte, 64<<10)
 	for {
 		k, err := c.Read(tmp)
 		buf = append(buf, tmp[:k]...)
-		if st.kind == stepSend && bytes.HasSuffix(buf, sentReply) {
+		if st.kind != stepClose && bytes.HasSuffix(buf, sentReply) {
 			return buf[:len(buf)-len(sentReply)]
 		}
 		if err != nil {
@@ -153,6 +173,27 @@ func (s *side) do(n int, st step, req []byte) []byte {
 			// unread input): both are "the server closed".
 			s.closed[n] = true
 			return append(buf, "<EOF>"...)
+		}
+	}
+}
+
+// dumpEnds are the last lines of a dump's reply: the END of metadump and
+// cachedump, the EN of mgdump, or a refusal instead of the dump.
+var dumpEnds = regexp.MustCompile(`(?:^|\n)(?:END|EN|(?:ERROR|CLIENT_ERROR|SERVER_ERROR|BADCLASS|BUSY|NOTSTARTED)(?: [^\r\n]*)?)\r\n$`)
+
+// readDump reads from c until what came is a whole dump (ends in one of
+// dumpEnds) and returns it.
+func readDump(c net.Conn) ([]byte, error) {
+	var buf []byte
+	tmp := make([]byte, 64<<10)
+	for {
+		k, err := c.Read(tmp)
+		buf = append(buf, tmp[:k]...)
+		if dumpEnds.Match(buf) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
 		}
 	}
 }
@@ -191,6 +232,9 @@ func runCase(t *testing.T, c *testCase, names, addrs [2]string) {
 				reply = decodeBinary(reply, c.bmasks)
 			}
 			got[i] = applyMasks(c.masks, reply)
+			for _, re := range c.sorts {
+				got[i] = sortRuns(re, got[i])
+			}
 		}
 		where := fmt.Sprintf("%s (step at line %d, conn %d)", c.file, st.line, cur)
 		if verbose {
