@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -346,5 +347,178 @@ func TestLRUPoliciesConcurrent(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		checkStore(t, s)
+	}
+}
+
+// s3State returns key's list and hit counter (-1, 0 when absent).
+func s3State(s *Store, key string) (seg, hits int) {
+	st, _, tag := s.stripeFor([]byte(key))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, h := s.find(st, tag, []byte(key)); h != 0 {
+		b := s.chunk(h)
+		return itemSeg(b), itemHits(b)
+	}
+	return -1, 0
+}
+
+// setS3Hits sets key's hit counter.
+func setS3Hits(t *testing.T, s *Store, key string, n int) {
+	t.Helper()
+	st, _, tag := s.stripeFor([]byte(key))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, h := s.find(st, tag, []byte(key))
+	if h == 0 {
+		t.Fatalf("%s missing", key)
+	}
+	setHits(s.chunk(h), n)
+}
+
+// tailKey returns the key at the tail of list seg of the class holding
+// 900-byte fillClass items.
+func tailKey(s *Store, seg int) string {
+	c := s.classFor(makeLayout(len("k0000"), 900, false, s.pageSize))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h := c.lru[seg].tail; h != 0 {
+		return string(itemKey(s.chunk(h)))
+	}
+	return ""
+}
+
+// inGhost reports (and forgets) whether key's hash is in the ghost.
+func inGhost(s *Store, key string) bool {
+	_, _, tag := s.stripeFor([]byte(key))
+	return s.ghost.take(tag)
+}
+
+// TestS3FIFOReadBumpsFrequency: every read counts, up to 3, with no
+// 60-second rate limit (unlike the LRU's access time).
+func TestS3FIFOReadBumpsFrequency(t *testing.T) {
+	for _, step := range []time.Duration{0, time.Second, 2 * updateInterval * time.Second} {
+		s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionS3FIFO})
+		fillClass(t, s, "k", 3, 900)
+		for i, want := range []int{1, 2, 3, 3, 3} {
+			clk.advance(step)
+			if _, _, ok := get(s, "k1"); !ok {
+				t.Fatal("k1 missing")
+			}
+			if _, hits := s3State(s, "k1"); hits != want {
+				t.Fatalf("step %v: after %d reads freq %d, want %d", step, i+1, hits, want)
+			}
+		}
+		// A get that does not bump (meta mg without bump) leaves it.
+		s.Get(nil, []byte("k2"), &GetOptions{NoBump: true})
+		if _, hits := s3State(s, "k2"); hits != 0 {
+			t.Fatalf("NoBump read counted: freq %d", hits)
+		}
+	}
+}
+
+// TestS3FIFOTailTransitions drives one eviction step at the tail of each
+// FIFO for each frequency.
+func TestS3FIFOTailTransitions(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		seg, hits int
+		wantSeg   int // -1: evicted
+		wantHits  int
+		wantGhost bool
+	}{
+		{"small unread: evicted to the ghost", segHot, 0, -1, 0, true},
+		{"small read once: to main, count kept", segHot, 1, segCold, 1, false},
+		{"small read 3 times: to main, count kept", segHot, 3, segCold, 3, false},
+		{"main unread: evicted, not to the ghost", segCold, 0, -1, 0, false},
+		{"main read once: reinserted, count 0", segCold, 1, segCold, 0, false},
+		{"main read 3 times: reinserted, count 2", segCold, 3, segCold, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionS3FIFO})
+			fillClass(t, s, "k", perPage(s, 900), 900)
+			key := tailKey(s, tc.seg)
+			setS3Hits(t, s, key, tc.hits)
+			c := s.classFor(makeLayout(len("k0000"), 900, false, s.pageSize))
+			now, fseq := s.now()
+			c.mu.Lock()
+			r := s.s3Step(c, tc.seg, -1, now, fseq, false)
+			head := c.lru[segCold].head
+			c.mu.Unlock()
+			want := stepMoved
+			if tc.wantSeg < 0 {
+				want = stepFreed
+			}
+			if r != want {
+				t.Fatalf("s3Step = %d, want %d", r, want)
+			}
+			seg, hits := s3State(s, key)
+			if seg != tc.wantSeg || hits != tc.wantHits {
+				t.Fatalf("%s: list %d freq %d, want %d and %d", key, seg, hits, tc.wantSeg, tc.wantHits)
+			}
+			if seg == segCold && string(itemKey(s.chunk(head))) != key {
+				t.Fatalf("%s not at the main head", key)
+			}
+			if g := inGhost(s, key); g != tc.wantGhost {
+				t.Fatalf("in ghost %v, want %v", g, tc.wantGhost)
+			}
+			checkStore(t, s)
+		})
+	}
+}
+
+// TestS3FIFOGhostHit: a key evicted from small comes back into main with
+// frequency 0, and its ghost entry is used up.
+func TestS3FIFOGhostHit(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionS3FIFO})
+	per := perPage(s, 900)
+	fillClass(t, s, "k", per, 900)
+	key := tailKey(s, segHot)
+	for i := 0; segOf(s, key) != -1; i++ {
+		set(t, s, "n"+strconv.Itoa(i), strings.Repeat("v", 900), nil)
+	}
+	set(t, s, key, strings.Repeat("v", 900), nil)
+	if seg, hits := s3State(s, key); seg != segCold || hits != 0 {
+		t.Fatalf("ghost hit: list %d freq %d, want main and 0", seg, hits)
+	}
+	if inGhost(s, key) {
+		t.Fatal("ghost entry not used up")
+	}
+	checkStore(t, s)
+}
+
+// TestReplaceKeepsS3State: storing a cached key again keeps its FIFO and
+// frequency under S3-FIFO; the segmented LRU still puts it in HOT.
+func TestReplaceKeepsS3State(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		eviction  string
+		seg, hits int
+		wantSeg   int
+		wantHits  int
+	}{
+		{"s3fifo small unread", EvictionS3FIFO, segHot, 0, segHot, 0},
+		{"s3fifo small read", EvictionS3FIFO, segHot, 2, segHot, 2},
+		{"s3fifo main unread", EvictionS3FIFO, segCold, 0, segCold, 0},
+		{"s3fifo main read", EvictionS3FIFO, segCold, 3, segCold, 3},
+		{"segmented cold active", EvictionLRU, segCold, 1, segHot, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: tc.eviction})
+			fillClass(t, s, "k", 20, 900)
+			key := tailKey(s, tc.seg)
+			setS3Hits(t, s, key, tc.hits)
+			set(t, s, key, strings.Repeat("w", 900), nil)
+			if seg, hits := s3State(s, key); seg != tc.wantSeg || hits != tc.wantHits {
+				t.Fatalf("%s after set: list %d freq %d, want %d and %d", key, seg, hits, tc.wantSeg, tc.wantHits)
+			}
+			// So does append's new, larger item.
+			if r, _ := s.Set([]byte(key), []byte("x"), &SetOptions{Mode: ModeAppend}); r != Stored {
+				t.Fatalf("append: %v", r)
+			}
+			if seg, hits := s3State(s, key); seg != tc.wantSeg || hits != tc.wantHits {
+				t.Fatalf("%s after append: list %d freq %d, want %d and %d", key, seg, hits, tc.wantSeg, tc.wantHits)
+			}
+			checkStore(t, s)
+		})
 	}
 }

@@ -309,7 +309,7 @@ func (s *Store) unlinkAt(st *stripe, pos int, h uint32, b []byte) {
 func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb []byte, h uint32, b []byte, l layout, now uint32, fseq uint64) {
 	c := s.classOf(h)
 	c.mu.Lock()
-	s.lruLink(c, h, b, l, s.linkSeg(c, tag))
+	s.lruLink(c, h, b, l, s.linkSeg(c, tag, b, oldb))
 	if s.policy.Load() == policySegmented {
 		s.juggle(c, si, now, fseq)
 	}
