@@ -284,6 +284,10 @@ func (s *Store) linkSeg(c *class, tag uint32, b, oldb []byte) int {
 			return segCold
 		}
 		return segHot
+	case policyClock:
+		if oldb != nil {
+			setHits(b, itemHits(oldb)) // as S3-FIFO: the same object
+		}
 	}
 	return segCold // flat LRU, CLOCK
 }

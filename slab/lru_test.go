@@ -378,7 +378,7 @@ func setS3Hits(t *testing.T, s *Store, key string, n int) {
 // tailKey returns the key at the tail of list seg of the class holding
 // 900-byte fillClass items.
 func tailKey(s *Store, seg int) string {
-	c := s.classFor(makeLayout(len("k0000"), 900, false, s.pageSize))
+	c := s.classFor(s.layoutFor(len("k0000"), 900, false))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h := c.lru[seg].tail; h != 0 {
@@ -438,7 +438,7 @@ func TestS3FIFOTailTransitions(t *testing.T) {
 			fillClass(t, s, "k", perPage(s, 900), 900)
 			key := tailKey(s, tc.seg)
 			setS3Hits(t, s, key, tc.hits)
-			c := s.classFor(makeLayout(len("k0000"), 900, false, s.pageSize))
+			c := s.classFor(s.layoutFor(len("k0000"), 900, false))
 			now, fseq := s.now()
 			c.mu.Lock()
 			r := s.s3Step(c, tc.seg, -1, now, fseq, false)

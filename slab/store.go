@@ -358,6 +358,21 @@ func (s *Store) touchAccess(h uint32, b []byte, now uint32) {
 	}
 }
 
+// itemUpdate is memcached's do_item_update, for writes that keep the item
+// (add of an existing key, incr/decr in place): the access time is
+// refreshed (the flat LRU bumps the item) at most once per updateInterval,
+// and the item is not marked fetched. The caller holds h's stripe lock.
+func (s *Store) itemUpdate(h uint32, b []byte, now uint32) {
+	if int64(now)-int64(itemAtime(b)) < updateInterval {
+		return
+	}
+	if s.policy.Load() == policyFlat {
+		s.bump(h, b, now)
+	} else {
+		setAtime(b, now)
+	}
+}
+
 func itemInfo(s *Store, b []byte, l layout) Item {
 	bits := b[offBits]
 	return Item{
@@ -501,14 +516,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	switch mode {
 	case ModeAdd:
 		if old != 0 {
-			// memcached bumps the existing item but does not mark it fetched.
-			if int64(now)-int64(itemAtime(oldb)) >= updateInterval {
-				if s.policy.Load() == policyFlat {
-					s.bump(old, oldb, now)
-				} else {
-					setAtime(oldb, now)
-				}
-			}
+			s.itemUpdate(old, oldb, now)
 			return NotStored, 0
 		}
 	case ModeReplace:
@@ -750,7 +758,7 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 		}
 		setCAS(b, s.nextCAS())
 		setExp(b, exp)
-		s.touchAccess(h, b, now)
+		s.itemUpdate(h, b, now)
 		return n, s.shownCAS(b), Stored
 	}
 	flags := itemFlags(b, l)
@@ -775,7 +783,9 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 func (s *Store) FlushAll(at int64) {
 	if at <= s.clock.Now() {
 		s.flushAt.Store(0)
-		s.raiseFlushSeq(s.cas.Load())
+		// As memcached (settings.oldest_cas = get_cas_id()), the flush
+		// takes a CAS value of its own.
+		s.raiseFlushSeq(s.nextCAS())
 		return
 	}
 	s.flushAt.Store(at)
