@@ -43,7 +43,9 @@ type UDPDatagram struct {
 
 // UDPRoundTrip sends payload in one datagram with memcached's frame header
 // (request id reqID, sequence 0, 1 datagram) over c and returns the
-// datagrams that come back until none arrives for idle.
+// datagrams that come back until none arrives for idle. While the first
+// datagram's count says more are due, it waits up to 5 s for each, so a
+// loaded machine's scheduling delays are not taken for the end.
 func UDPRoundTrip(c net.Conn, reqID uint16, payload []byte, idle time.Duration) ([]UDPDatagram, error) {
 	req := binary.BigEndian.AppendUint16(nil, reqID)
 	req = append(req, 0, 0, 0, 1, 0, 0)
@@ -53,7 +55,11 @@ func UDPRoundTrip(c net.Conn, reqID uint16, payload []byte, idle time.Duration) 
 	var out []UDPDatagram
 	buf := make([]byte, 65536)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(idle))
+		wait := idle
+		if len(out) > 0 && len(out) < int(out[0].Total) {
+			wait = 5 * time.Second
+		}
+		_ = c.SetReadDeadline(time.Now().Add(wait))
 		n, err := c.Read(buf)
 		if err != nil {
 			var ne net.Error
