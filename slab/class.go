@@ -27,10 +27,11 @@ type class struct {
 	cur   uint32 // page being carved, 0 = none
 	curN  int    // chunks carved from cur
 
-	// lru are the class's LRU lists (segHot, segWarm, segCold), head =
-	// most recent. The flat LRU uses COLD only; S3-FIFO uses HOT as its
-	// small FIFO and COLD as its main FIFO.
-	lru [nSegs]lruList
+	// lru are the class's LRU lists (segHot, segWarm, segCold, segTemp),
+	// head = most recent. The flat LRU uses COLD only; S3-FIFO uses HOT as
+	// its small FIFO and COLD as its main FIFO. TEMP holds the items of
+	// the temporary-TTL LRU under any policy (temp.go).
+	lru [nLists]lruList
 
 	pages, used, items int
 	bytes              uint64
@@ -159,7 +160,9 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 			s.adoptPage(c, pg)
 			continue
 		}
-		if !s.reclaimTail(c, held, now, fseq) {
+		// TEMP items are never evicted, but expired ones may wait for the
+		// maintenance tick: take one rather than fail.
+		if !s.reclaimTail(c, held, now, fseq) && s.reclaimTemp(c, held, now, fseq, 1) == 0 {
 			return 0
 		}
 	}

@@ -54,7 +54,7 @@ func checkStore(t *testing.T, s *Store) {
 	for _, c := range s.classes {
 		c.mu.Lock()
 		n := 0
-		for seg := range nSegs {
+		for seg := range nLists {
 			ln, prev := 0, uint32(0)
 			for h := c.lru[seg].head; h != 0; h = lruNext(s.chunk(h)) {
 				if int(pt.cls[h>>s.chunkBits]) != c.id-1 {

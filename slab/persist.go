@@ -291,15 +291,27 @@ func (s *Store) Persist() error {
 	w32(uint32(len(s.classes)))
 	for _, c := range s.classes {
 		for seg := range nSegs {
-			l := &c.lru[seg]
-			w32(uint32(l.n))
-			n := 0
-			for h := l.head; h != 0 && n < l.n; h = lruNext(s.chunk(h)) {
-				w32(h)
-				n++
+			// TEMP items are saved after COLD's, keeping the file format;
+			// the restore puts them back in TEMP by their segment bits.
+			lists := []int{seg}
+			if seg == segCold {
+				lists = append(lists, segTemp)
 			}
-			if n != l.n {
-				return fmt.Errorf("slab: persist: class %d list %d holds %d items, counted %d", c.id, seg, n, l.n)
+			total := 0
+			for _, ls := range lists {
+				total += c.lru[ls].n
+			}
+			w32(uint32(total))
+			for _, ls := range lists {
+				l := &c.lru[ls]
+				n := 0
+				for h := l.head; h != 0 && n < l.n; h = lruNext(s.chunk(h)) {
+					w32(h)
+					n++
+				}
+				if n != l.n {
+					return fmt.Errorf("slab: persist: class %d list %d holds %d items, counted %d", c.id, ls, n, l.n)
+				}
 			}
 		}
 	}
@@ -444,7 +456,11 @@ func (s *Store) restoreFrom(md *savedMeta) {
 				for j := 1; j < l.nchunks; j++ {
 					mark(chainHandle(b, l, j))
 				}
-				s.listPush(c, to, h, b)
+				if seg == segCold && itemSeg(b) == segTemp {
+					s.listPush(c, segTemp, h, b)
+				} else {
+					s.listPush(c, to, h, b)
+				}
 				c.items++
 				c.bytes += uint64(l.total)
 				c.used += l.nchunks

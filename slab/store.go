@@ -45,6 +45,7 @@ type Store struct {
 	tune   atomic.Pointer[lruTune] // segmented LRU limits
 	s3     bool                    // S3-FIFO (fixed at New)
 	ghost  ghost                   // S3-FIFO ghost queue
+	temp   atomic.Uint64           // TEMP LRU: tempOn | uint32(temporary_ttl) (temp.go)
 
 	mv      mover   // slab rebalancing (mover.go)
 	crawler crawler // LRU crawler (crawler.go)
@@ -110,6 +111,7 @@ func New(cfg Config) (*Store, error) {
 	if err := s.initLRU(&cfg); err != nil {
 		return nil, err
 	}
+	s.initTemp(&cfg)
 	s.cfg = cfg
 
 	// Size classes as memcached's slabs_init: grow by the factor, 8-byte
@@ -301,7 +303,11 @@ func (s *Store) unlinkAt(st *stripe, pos int, h uint32, b []byte) {
 func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb []byte, h uint32, b []byte, l layout, now uint32, fseq uint64) {
 	c := s.classOf(h)
 	c.mu.Lock()
-	s.lruLink(c, h, b, l, s.linkSeg(c, tag))
+	seg := segTemp
+	if !s.isTemp(itemExp(b), now) {
+		seg = s.linkSeg(c, tag)
+	}
+	s.lruLink(c, h, b, l, seg)
 	if s.policy.Load() == policySegmented {
 		s.juggle(c, si, now, fseq)
 	}
@@ -875,6 +881,7 @@ func (s *Store) Classes() []ClassStats {
 			NumberHot:      c.lru[segHot].n,
 			NumberWarm:     c.lru[segWarm].n,
 			NumberCold:     c.lru[segCold].n,
+			NumberTemp:     c.lru[segTemp].n,
 			AgeHot:         s.tailAge(c, segHot, now),
 			AgeWarm:        s.tailAge(c, segWarm, now),
 			OldestAge:      s.tailAge(c, segCold, now),
