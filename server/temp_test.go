@@ -152,3 +152,43 @@ func TestTempLRUOutOfMemory(t *testing.T) {
 		t.Fatalf("k0 evicted: %q", line)
 	}
 }
+
+// TestWatchEvictions checks the eviction lines against memcached 1.6.18's
+// (-m 2, watch evictions; ts, gid and clsid vary):
+//
+//	ts=1795690244.385593 gid=2 type=eviction key=fetched fetch=yes ttl=-1 la=0 clsid=12 size=1000
+//	ts=1795690244.385599 gid=8 type=eviction key=%00bin%20key%FF fetch=no ttl=100 la=0 clsid=12 size=1000
+func TestWatchEvictions(t *testing.T) {
+	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.Store.MemoryLimit = 1 << 20 })
+	w, wr := startWatcher(t, addr, "watch evictions\r\n")
+	c := dialWatch(t, addr)
+	cr := bufio.NewReader(c)
+	val := strings.Repeat("v", 1000)
+	watchRT(t, c, cr, "set fetched 0 0 1000\r\n"+val+"\r\n", "STORED\r\n")
+	watchRT(t, c, cr, "get fetched\r\n", "VALUE fetched 0 1000\r\n"+val+"\r\nEND\r\n")
+	watchRT(t, c, cr, "ms AGJpbiBrZXn/ 1000 b T100\r\n"+val+"\r\n", "HD\r\n")
+	var batch strings.Builder
+	for i := range 2000 {
+		batch.WriteString("set key" + strconv.Itoa(i) + " 0 1000 1000 noreply\r\n" + val + "\r\n")
+	}
+	if _, err := c.Write([]byte(batch.String())); err != nil {
+		t.Fatal(err)
+	}
+	watchRT(t, c, cr, "version\r\n", "VERSION "+server.Version+"\r\n")
+	_ = w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// A slow machine may cross a few second boundaries: la counts them up,
+	// ttl down.
+	for i, re := range []string{
+		`^ts=\d+\.\d+ gid=\d+ type=eviction key=fetched fetch=yes ttl=-1 la=\d clsid=\d+ size=1000\n$`,
+		`^ts=\d+\.\d+ gid=\d+ type=eviction key=%00bin%20key%FF fetch=no ttl=(100|9\d) la=\d clsid=\d+ size=1000\n$`,
+		`^ts=\d+\.\d+ gid=\d+ type=eviction key=key0 fetch=no ttl=(1000|99\d) la=\d clsid=\d+ size=1000\n$`,
+	} {
+		line, err := wr.ReadString('\n')
+		if err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if !regexp.MustCompile(re).MatchString(line) {
+			t.Errorf("line %d: %q, want %s", i, line, re)
+		}
+	}
+}

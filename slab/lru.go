@@ -316,6 +316,7 @@ func (s *Store) evictItem(c *class, st *stripe, tag, h uint32, b []byte, now uin
 		c.evictedActive++
 	}
 	c.evictedTime = int64(now) - int64(itemAtime(b))
+	s.noteEvicted(c, b, now)
 	s.releaseLocked(c, h, b)
 	s.noteEviction(c)
 }

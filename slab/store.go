@@ -47,6 +47,8 @@ type Store struct {
 	ghost  ghost                   // S3-FIFO ghost queue
 	temp   atomic.Uint64           // TEMP LRU: tempOn | uint32(temporary_ttl) (temp.go)
 
+	onEvict evictHook // eviction callback (evicthook.go), nil = none
+
 	mv      mover   // slab rebalancing (mover.go)
 	crawler crawler // LRU crawler (crawler.go)
 	stop    chan struct{}

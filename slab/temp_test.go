@@ -222,6 +222,54 @@ func TestTempReclaim(t *testing.T) {
 	checkStore(t, s)
 }
 
+func TestEvictionHook(t *testing.T) {
+	const size = 900
+	for _, tc := range []struct {
+		cfg  Config
+		read bool // read k0 once: it stays the victim (not with S3-FIFO)
+	}{
+		{Config{}, true},
+		{Config{NoLRUMaintainer: true}, true},
+		{Config{Eviction: EvictionS3FIFO}, false},
+	} {
+		cfg := tc.cfg
+		cfg.MemoryLimit, cfg.Maintenance = 1<<20, -1
+		s, clk := newTestStore(t, cfg)
+		per := perPage(s, size)
+		var got []Eviction
+		s.SetEvictionHook(func(e Eviction) {
+			e.Key = bytes.Clone(e.Key)
+			got = append(got, e)
+		})
+		if r := tempSet(t, s, "k0", size, clk.sec()+1000); r != Stored {
+			t.Fatal(r)
+		}
+		if tc.read {
+			get(s, "k0")
+		}
+		clk.advance(5 * time.Second)
+		for i := 1; i <= per; i++ {
+			if r := tempSet(t, s, "k"+strconv.Itoa(i), size, 0); r != Stored {
+				t.Fatalf("k%d: %v", i, r)
+			}
+		}
+		if len(got) != 1 {
+			t.Fatalf("%+v: %d evictions reported", cfg, len(got))
+		}
+		want := Eviction{Key: []byte("k0"), Exptime: t0 + 1000, LastAccess: t0, Now: t0 + 5,
+			Fetched: tc.read, Class: classStatsFor(t, s, size).ID, ValueLen: size}
+		if e := got[0]; !bytes.Equal(e.Key, want.Key) || e.Exptime != want.Exptime || e.LastAccess != want.LastAccess ||
+			e.Now != want.Now || e.Fetched != want.Fetched || e.Class != want.Class || e.ValueLen != want.ValueLen {
+			t.Fatalf("%+v: got %+v, want %+v", cfg, e, want)
+		}
+		s.SetEvictionHook(nil)
+		tempSet(t, s, "more", size, 0)
+		if len(got) != 1 || s.Stats().Evictions != 2 {
+			t.Fatalf("hook called after removal: %d, evictions %d", len(got), s.Stats().Evictions)
+		}
+	}
+}
+
 func TestPersistTemp(t *testing.T) {
 	skipNoMmap(t)
 	cfg := persistCfg(filepath.Join(t.TempDir(), "mem"))
