@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strconv"
 
 	"github.com/gocached/gocached/protocol"
@@ -320,9 +321,9 @@ func (c *conn) execSlabs() {
 	}
 }
 
-// execLru answers "lru tune|mode|temp_ttl" with memcached's replies. The
-// store's LRU is not segmented yet, so the settings are validated and
-// acknowledged but change nothing.
+// execLru answers "lru tune|mode|temp_ttl" with memcached's replies and
+// applies them to the store. "lru temp_ttl N" turns the TEMP LRU on with
+// temporary_ttl N; a negative N turns it off, keeping the old value.
 func (c *conn) execLru() {
 	args := c.req.Args
 	c.setNoReplyMaybe()
@@ -354,9 +355,18 @@ func (c *conn) execLru() {
 			c.replyError(protocol.ErrUnknownCommand)
 		}
 	case len(args) >= 2 && string(args[0]) == "temp_ttl" && !noMaintainer:
-		if _, ok := parseInt(args[1]); !ok {
+		// memcached's safe_strtol: strtol (saturating), then stored in an
+		// int32_t, so 3000000000 reads as negative and turns it off.
+		v, err := strconv.ParseInt(string(args[1]), 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			c.replyError(protocol.ErrUnknownCommand)
 			return
+		}
+		if ttl := int32(v); ttl < 0 {
+			old, _ := c.srv.store.TempTTL()
+			c.srv.store.SetTempTTL(old, false)
+		} else {
+			c.srv.store.SetTempTTL(int(ttl), true)
 		}
 		c.reply(protocol.ReplyOK)
 	default:

@@ -325,8 +325,9 @@ func (s *Server) appendSettings(b []byte) []byte {
 	u("warm_lru_pct", uint64(warm))
 	str("hot_max_factor", strconv.FormatFloat(hotFactor, 'f', 2, 64))
 	str("warm_max_factor", strconv.FormatFloat(warmFactor, 'f', 2, 64))
-	str("temp_lru", "no")
-	u("temporary_ttl", 61)
+	tempTTL, tempOn := s.store.TempTTL()
+	str("temp_lru", yesNo(tempOn))
+	u("temporary_ttl", uint64(uint32(tempTTL))) // memcached prints it with %u
 	u("idle_timeout", uint64(cfg.IdleTimeout/time.Second))
 	u("watcher_logbuf_size", 262144)
 	u("worker_logbuf_size", 65536)
@@ -385,6 +386,9 @@ func (s *Server) appendSlabs(b []byte) []byte {
 }
 
 func (s *Server) appendItems(b []byte) []byte {
+	// memcached shows number_temp while the TEMP LRU is on (not the items
+	// left in TEMP after "lru temp_ttl -1" turned it off).
+	_, tempOn := s.store.TempTTL()
 	for _, cl := range s.store.Classes() {
 		if cl.Items == 0 {
 			continue
@@ -398,6 +402,9 @@ func (s *Server) appendItems(b []byte) []byte {
 		b = appendStatUint(b, p+"number_hot", uint64(cl.NumberHot))
 		b = appendStatUint(b, p+"number_warm", uint64(cl.NumberWarm))
 		b = appendStatUint(b, p+"number_cold", uint64(cl.NumberCold))
+		if tempOn {
+			b = appendStatUint(b, p+"number_temp", uint64(cl.NumberTemp))
+		}
 		b = appendStatUint(b, p+"age_hot", uint64(max(cl.AgeHot, 0)))
 		b = appendStatUint(b, p+"age_warm", uint64(max(cl.AgeWarm, 0)))
 		b = appendStatUint(b, p+"age", age)

@@ -18,6 +18,7 @@ import (
 //
 //	ts=1795687497.779184 gid=2 type=item_get key=foo status=not_found clsid=0 cfd=25 size=0
 //	ts=1795687497.779188 gid=3 type=item_store key=foo status=stored cmd=set ttl=0 clsid=1 cfd=25 size=3
+//	ts=1795690244.385595 gid=4 type=eviction key=key0 fetch=no ttl=1000 la=0 clsid=12 size=1000
 //
 // Requests never wait for a watcher: each has a bounded buffer
 // (watcher_logbuf_size) and a line that does not fit is dropped and
@@ -38,6 +39,8 @@ const watcherBufSize = 256 << 10
 
 // watchHub holds the server's watchers. flags is the union of their kinds:
 // the hooks load it once and do nothing more when nobody watches.
+// Evictions happen inside the store, which calls the hub through its
+// eviction hook only while someone watches them.
 type watchHub struct {
 	flags    atomic.Uint32
 	gid      atomic.Uint64
@@ -45,7 +48,8 @@ type watchHub struct {
 	skipped  atomic.Uint64 // lines dropped for slow watchers (log_watcher_skipped)
 	mu       sync.Mutex
 	watchers []*watcher
-	classes  []int // chunk sizes, for clsid (set when the first watcher comes)
+	classes  []int       // chunk sizes, for clsid (set when the first watcher comes)
+	st       *slab.Store // set by add, for the eviction hook
 }
 
 // watcher is one watching connection's queue.
@@ -59,8 +63,10 @@ type watcher struct {
 
 var lineBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func (h *watchHub) add(w *watcher, classes []int) {
+func (h *watchHub) add(w *watcher, store *slab.Store) {
+	classes := store.ClassSizes()
 	h.mu.Lock()
+	h.st = store
 	if h.classes == nil {
 		h.classes = classes
 	}
@@ -85,6 +91,15 @@ func (h *watchHub) recomputeLocked() {
 	var f uint32
 	for _, w := range h.watchers {
 		f |= w.kinds
+	}
+	// The hook changes under h.mu with the flags, so the last watcher of
+	// evictions to leave always removes it and a new one always sets it.
+	if h.st != nil && (f^h.flags.Load())&watchEvictions != 0 {
+		if f&watchEvictions != 0 {
+			h.st.SetEvictionHook(h.eviction)
+		} else {
+			h.st.SetEvictionHook(nil)
+		}
 	}
 	h.flags.Store(f)
 }
@@ -201,6 +216,40 @@ func (h *watchHub) logStore(c *conn, key []byte, res slab.Result, opt *slab.SetO
 	b = strconv.AppendInt(b, int64(h.classID(len(key), size)), 10)
 	b = appendCfdSize(b, c, size)
 	h.publish(watchMutations, b)
+	*bp = b[:0]
+	lineBufPool.Put(bp)
+}
+
+// eviction logs an eviction, as memcached's LOGGER_EVICTION:
+//
+//	ts=1795690244.385593 gid=2 type=eviction key=foo fetch=yes ttl=-1 la=0 clsid=12 size=1000
+//
+// ttl is the seconds left (-1: no expiry), la the seconds since the last
+// access, size the value length. It is the store's eviction hook: it runs
+// under the store's class and stripe locks, and takes only the hub's.
+func (h *watchHub) eviction(e slab.Eviction) {
+	bp := lineBufPool.Get().(*[]byte)
+	b := h.appendHead(*bp, "eviction")
+	b = appendKey(b, e.Key)
+	if e.Fetched {
+		b = append(b, " fetch=yes"...)
+	} else {
+		b = append(b, " fetch=no"...)
+	}
+	ttl := int64(-1)
+	if e.Exptime > 0 {
+		ttl = e.Exptime - e.Now
+	}
+	b = append(b, " ttl="...)
+	b = strconv.AppendInt(b, ttl, 10)
+	b = append(b, " la="...)
+	b = strconv.AppendInt(b, e.Now-e.LastAccess, 10)
+	b = append(b, " clsid="...)
+	b = strconv.AppendInt(b, int64(h.classID(len(e.Key), e.ValueLen)), 10)
+	b = append(b, " size="...)
+	b = strconv.AppendInt(b, int64(e.ValueLen), 10)
+	b = append(b, '\n')
+	h.publish(watchEvictions, b)
 	*bp = b[:0]
 	lineBufPool.Put(bp)
 }
@@ -413,7 +462,7 @@ func (c *conn) serveWatch() {
 		return
 	}
 	s := c.srv
-	s.watch.add(w, s.store.ClassSizes())
+	s.watch.add(w, s.store)
 	defer s.watch.remove(w)
 	done := make(chan struct{})
 	go func() {

@@ -51,6 +51,12 @@ type Config struct {
 	WarmLRUPct      int     // -o warm_lru_pct: % in WARM; 0 = 40 (hot + warm <= 80)
 	HotMaxFactor    float64 // -o hot_max_factor: HOT idle limit / COLD tail age; 0 = 0.2
 	WarmMaxFactor   float64 // -o warm_max_factor: WARM idle limit / COLD tail age; 0 = 2.0
+
+	// The temporary-TTL LRU (-o temporary_ttl=N, temp.go): with TempLRU,
+	// items stored with at most TemporaryTTL seconds left go to a TEMP
+	// list that is never evicted; they leave when they expire.
+	TempLRU      bool // -o temporary_ttl given; default off
+	TemporaryTTL int  // -o temporary_ttl, seconds; 0 without TempLRU = 61 (memcached's default)
 }
 
 // AutomoveDisabled as Config.Automove turns automove off (slab_automove=0).
@@ -196,5 +202,6 @@ type ClassStats struct {
 	MovesToWarm                       uint64 // active HOT or COLD item -> WARM
 	MovesWithinLRU                    uint64 // active WARM tail -> WARM head (S3-FIFO: main reinsertions)
 	HitsToHot, HitsToWarm, HitsToCold uint64 // get hits by list
-	HitsToTemp                        uint64 // always 0: no temporary LRU
+	HitsToTemp                        uint64 // get hits on TEMP items
+	NumberTemp                        int    // items in the TEMP LRU (temporary_ttl)
 }

@@ -22,11 +22,12 @@ type class struct {
 	cur   uint32 // page being carved, 0 = none
 	curN  int    // chunks carved from cur
 
-	// lru are the class's LRU lists (segHot, segWarm, segCold), head =
-	// most recent. The flat LRU uses COLD only; S3-FIFO uses HOT as its
-	// small FIFO and COLD as its main FIFO. Without links (CLOCK) only
-	// the counts are kept, all in COLD.
-	lru [nSegs]lruList
+	// lru are the class's LRU lists (segHot, segWarm, segCold, segTemp),
+	// head = most recent. The flat LRU uses COLD only; S3-FIFO uses HOT as
+	// its small FIFO and COLD as its main FIFO. TEMP holds the items of
+	// the temporary-TTL LRU under any policy (temp.go). Without links
+	// (CLOCK) only the counts are kept.
+	lru [nLists]lruList
 	// links: the class's items carry LRU links and sit in the lists;
 	// false under CLOCK (but for the last class), whose hand sweeps the
 	// class's chunks in place from hand.
@@ -163,7 +164,9 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 			s.adoptPage(c, pg)
 			continue
 		}
-		if !s.reclaimTail(c, held, now, fseq) {
+		// TEMP items are never evicted, but expired ones may wait for the
+		// maintenance tick: take one rather than fail.
+		if !s.reclaimTail(c, held, now, fseq) && s.reclaimTemp(c, held, now, fseq, 1) == 0 {
 			return 0
 		}
 	}

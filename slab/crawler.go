@@ -166,10 +166,11 @@ func (s *Store) walk(c *class, up bool, limit int, pause time.Duration,
 	c.mu.Lock()
 	c.cursorUp = up
 	// The lists in eviction order from the tail (COLD, WARM, HOT), or the
-	// reverse from the head.
-	order := [nSegs]int{segCold, segWarm, segHot}
+	// reverse from the head; then TEMP, which the crawler must reclaim
+	// from too (eviction never does).
+	order := [nLists]int{segCold, segWarm, segHot, segTemp}
 	if !up {
-		order = [nSegs]int{segHot, segWarm, segCold}
+		order = [nLists]int{segHot, segWarm, segCold, segTemp}
 	}
 	n, batch, slept := 0, 0, 0
 	stop := false

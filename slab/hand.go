@@ -47,7 +47,7 @@ func (s *Store) carved(c *class, pg uint32) int {
 
 // reclaimClock frees one item of c, a class without lists: the hand
 // reclaims the first dead item it meets, passes over read ones (their
-// count decremented) and evicts the first unread one; after clockMaxSweep
+// count decremented) and TEMP ones, and evicts the first unread one; after clockMaxSweep
 // chunks it evicts whatever live item comes next. It never blocks on a
 // stripe lock and never frees an item of the stripe the caller holds.
 // c.mu held.
@@ -73,6 +73,9 @@ func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
 		switch hits := itemHits(b); {
 		case dead(b, now, fseq) != alive:
 			s.reclaimItem(c, st, tag, h, b)
+		case itemSeg(b) == segTemp: // never evicted (temp.go)
+			st.mu.Unlock()
+			continue
 		case hits > 0 && step < clockMaxSweep:
 			setHits(b, hits-1)
 			st.mu.Unlock()

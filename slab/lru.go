@@ -62,8 +62,11 @@ const (
 	segHot  = 0
 	segWarm = 1
 	segCold = 2
-	nSegs   = 3
-	segTemp = 3 // hits_to_temp (never used: no temp LRU)
+	nSegs   = 3 // the lists eviction takes from
+	// segTemp holds items stored with a TTL at most temporary_ttl
+	// (temp.go); eviction never looks at it.
+	segTemp = 3
+	nLists  = 4
 )
 
 // Policies (Store.policy).
@@ -101,8 +104,8 @@ type lruList struct {
 
 // hitShard is one cache line of get-hit counters per LRU list.
 type hitShard struct {
-	n [nSegs + 1]atomic.Uint64
-	_ [64 - 8*(nSegs+1)]byte
+	n [nLists]atomic.Uint64
+	_ [64 - 8*nLists]byte
 }
 
 // lruTune holds the segmented LRU's limits ("lru tune").
@@ -363,6 +366,7 @@ func (s *Store) evictItem(c *class, st *stripe, tag, h uint32, b []byte, now uin
 		c.evictedActive++
 	}
 	c.evictedTime = int64(now) - int64(itemAtime(b))
+	s.noteEvicted(c, b, now)
 	s.releaseLocked(c, h, b)
 	s.noteEviction(c)
 }

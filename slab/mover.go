@@ -415,7 +415,7 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 // chunk per page: an item's head or one of its continuation chunks).
 // c.mu held.
 func (s *Store) clearLastPage(c *class, pg uint32) {
-	for seg := range nSegs {
+	for seg := range nLists {
 		if s.clearLastPageList(c, pg, seg) {
 			return
 		}
@@ -505,6 +505,7 @@ func (s *Store) maintain() {
 			s.mv.running.Store(false)
 		}
 	}
+	s.maintainTemp()
 	s.crawlerTick()
 	s.collectIndex()
 }

@@ -64,7 +64,7 @@ func checkStore(t *testing.T, s *Store) {
 				}
 			}
 		}
-		for seg := range nSegs {
+		for seg := range nLists {
 			if !c.links {
 				break
 			}

@@ -296,15 +296,27 @@ func (s *Store) Persist() error {
 				w32(0) // no lists: restore finds the items in the pages
 				continue
 			}
-			l := &c.lru[seg]
-			w32(uint32(l.n))
-			n := 0
-			for h := l.head; h != 0 && n < l.n; h = lruNext(s.chunk(h)) {
-				w32(h)
-				n++
+			// TEMP items are saved after COLD's, keeping the file format;
+			// the restore puts them back in TEMP by their segment bits.
+			lists := []int{seg}
+			if seg == segCold {
+				lists = append(lists, segTemp)
 			}
-			if n != l.n {
-				return fmt.Errorf("slab: persist: class %d list %d holds %d items, counted %d", c.id, seg, n, l.n)
+			total := 0
+			for _, ls := range lists {
+				total += c.lru[ls].n
+			}
+			w32(uint32(total))
+			for _, ls := range lists {
+				l := &c.lru[ls]
+				n := 0
+				for h := l.head; h != 0 && n < l.n; h = lruNext(s.chunk(h)) {
+					w32(h)
+					n++
+				}
+				if n != l.n {
+					return fmt.Errorf("slab: persist: class %d list %d holds %d items, counted %d", c.id, ls, n, l.n)
+				}
 			}
 		}
 	}
@@ -438,6 +450,9 @@ func (s *Store) restoreFrom(md *savedMeta) {
 		mark(h)
 		for j := 1; j < l.nchunks; j++ {
 			mark(chainHandle(b, l, j))
+		}
+		if to == segCold && itemSeg(b) == segTemp {
+			to = segTemp // saved after COLD's items
 		}
 		s.listPush(c, to, h, b)
 		c.items++

@@ -47,6 +47,9 @@ type Store struct {
 	linkAll  bool                    // every item carries LRU links: all but CLOCK (fixed at New)
 	halfSize int                     // the half-page class's chunk size: larger items go to the last class
 	ghost    ghost                   // S3-FIFO ghost queue
+	temp     atomic.Uint64           // TEMP LRU: tempOn | uint32(temporary_ttl) (temp.go)
+
+	onEvict evictHook // eviction callback (evicthook.go), nil = none
 
 	mv      mover   // slab rebalancing (mover.go)
 	crawler crawler // LRU crawler (crawler.go)
@@ -112,6 +115,7 @@ func New(cfg Config) (*Store, error) {
 	if err := s.initLRU(&cfg); err != nil {
 		return nil, err
 	}
+	s.initTemp(&cfg)
 	s.cfg = cfg
 
 	// Size classes as memcached's slabs_init: grow by the factor, 8-byte
@@ -309,7 +313,11 @@ func (s *Store) unlinkAt(st *stripe, pos int, h uint32, b []byte) {
 func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb []byte, h uint32, b []byte, l layout, now uint32, fseq uint64) {
 	c := s.classOf(h)
 	c.mu.Lock()
-	s.lruLink(c, h, b, l, s.linkSeg(c, tag, b, oldb))
+	seg := segTemp
+	if !s.isTemp(itemExp(b), now) {
+		seg = s.linkSeg(c, tag, b, oldb)
+	}
+	s.lruLink(c, h, b, l, seg)
 	if s.policy.Load() == policySegmented {
 		s.juggle(c, si, now, fseq)
 	}
@@ -893,6 +901,7 @@ func (s *Store) Classes() []ClassStats {
 			NumberHot:      c.lru[segHot].n,
 			NumberWarm:     c.lru[segWarm].n,
 			NumberCold:     c.lru[segCold].n,
+			NumberTemp:     c.lru[segTemp].n,
 			AgeHot:         s.tailAge(c, segHot, now),
 			AgeWarm:        s.tailAge(c, segWarm, now),
 			OldestAge:      s.tailAge(c, segCold, now),

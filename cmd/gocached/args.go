@@ -317,6 +317,10 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 				cfg.Store.NoLRUMaintainer = false
 			case "no_lru_maintainer":
 				cfg.Store.NoLRUMaintainer = true
+			case "temporary_ttl":
+				// memcached: atoi, any value turns the TEMP LRU on.
+				cfg.Store.TempLRU = true
+				cfg.Store.TemporaryTTL = int(int32(atoi(it.value)))
 			case "hot_lru_pct":
 				cfg.Store.HotLRUPct, _ = strconv.Atoi(it.value)
 			case "warm_lru_pct":
@@ -379,6 +383,9 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 		return nil, exitErr(exUsage, "slab_chunk_max (bytes: %d) must divide evenly into %d (slab_page_size)", slabChunkMax, pageSize)
 	}
 	cfg.Store.MaxItemSize = itemSize
+	if cfg.Store.TempLRU && cfg.Store.NoLRUMaintainer {
+		return nil, exitErr(exUsage, "temporary_ttl requires lru_maintainer to be enabled")
+	}
 	if cfg.TLS && cfg.Port == 0 {
 		return nil, exitErr(exUsage, "ERROR: You cannot enable SSL without a TCP port.")
 	}

@@ -135,6 +135,11 @@ func TestFlags(t *testing.T) {
 		{[]string{"-vvdA"}, func(o *options) bool { return o.cfg.Verbosity == 2 && o.daemon && o.cfg.EnableShutdown }},
 		{[]string{"-dp1234"}, func(o *options) bool { return o.daemon && o.cfg.Port == 1234 }},
 		{[]string{"-Mm", "128"}, func(o *options) bool { return o.cfg.Store.DisableEvictions && o.cfg.Store.MemoryLimit == 128<<20 }},
+		// temporary_ttl is atoi'd; any value turns the TEMP LRU on.
+		{[]string{"-o", "temporary_ttl=10"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == 10 }},
+		{[]string{"-o", "temporary_ttl=abc"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == 0 }},
+		{[]string{"-o", "temporary_ttl=-5"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == -5 }},
+		{[]string{"-m", "64"}, func(o *options) bool { return !o.cfg.Store.TempLRU }},
 		// positional words are ignored (memcached's getopt permutes them away)
 		{[]string{"memcached", "-m", "64"}, func(o *options) bool { return o.cfg.Store.MemoryLimit == 64<<20 && len(o.positionals) == 0 }},
 		{[]string{"memcached", "memcached"}, func(o *options) bool { return reflect.DeepEqual(o.positionals, []string{"memcached"}) }},
@@ -382,6 +387,9 @@ func TestExtended(t *testing.T) {
 		{[]string{"-o", "ext_path"}, 1, "missing argument to ext_path, ie: ext_path=/d/file:5G"},
 		{[]string{"-o", "ext_path=/tmp/x"}, 1, "must supply size to ext_path, ie: ext_path=/f/e:64m (M|G|T|P supported)\nfailed to parse ext_path argument"},
 		{[]string{"-o", "ext_max_frag=x"}, 1, "could not parse argument to ext_max_frag"},
+		{[]string{"-o", "temporary_ttl"}, 1, "Missing temporary_ttl argument"},
+		{[]string{"-o", "temporary_ttl=10,no_lru_maintainer"}, 64, "temporary_ttl requires lru_maintainer to be enabled"},
+		{[]string{"-o", "no_lru_maintainer", "-o", "temporary_ttl=1"}, 64, "temporary_ttl requires lru_maintainer to be enabled"},
 	})
 }
 

@@ -40,6 +40,7 @@ var implementedSubopts = map[string]bool{
 	"warm_lru_pct":        true,
 	"hot_max_factor":      true,
 	"warm_max_factor":     true,
+	"temporary_ttl":       true, // Store.TempLRU, Store.TemporaryTTL
 }
 
 func missingArg(name string) string { return "Missing " + name + " argument" }

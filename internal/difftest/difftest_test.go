@@ -560,9 +560,13 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 				for _, kv := range strings.Split(v, ",") {
 					k, val, _ := strings.Cut(kv, "=")
 					c.Extended[k] = val
-					if k == "idle_timeout" {
+					switch k {
+					case "idle_timeout":
 						secs, _ := strconv.Atoi(val)
 						c.IdleTimeout = time.Duration(secs) * time.Second
+					case "temporary_ttl":
+						c.Store.TempLRU = true
+						c.Store.TemporaryTTL, _ = strconv.Atoi(val)
 					}
 				}
 			}
