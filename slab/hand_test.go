@@ -3,6 +3,7 @@ package slab
 import (
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestClockLayout(t *testing.T) {
@@ -37,10 +38,15 @@ func TestClockLayout(t *testing.T) {
 // class: read items are passed over (their count decremented), unread ones
 // evicted in page order.
 func TestClockSecondChance(t *testing.T) {
-	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionClock})
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionClock})
 	const size = 900
 	per := perPage(s, size)
 	fillClass(t, s, "k", per, size)
+	clk.advance(30 * time.Second)
+	// stats items "age": the item the hand considers next.
+	if c := classStatsFor(t, s, size); c.OldestAge != 30 {
+		t.Fatalf("age %d, want 30", c.OldestAge)
+	}
 	for i := range 10 {
 		get(s, "k"+strconv.Itoa(i))
 	}

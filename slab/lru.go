@@ -305,6 +305,12 @@ func (s *Store) noteHit(si int, h uint32, b []byte) {
 // tailAge returns the idle seconds of the tail of list seg, 0 when empty.
 // c.mu held.
 func (s *Store) tailAge(c *class, seg int, now uint32) int64 {
+	if !c.links {
+		if seg == segCold {
+			return s.handAge(c, now) // the next the hand considers
+		}
+		return 0
+	}
 	if t := c.lru[seg].tail; t != 0 {
 		return max(0, int64(now)-int64(itemAtime(s.chunk(t))))
 	}
@@ -314,9 +320,6 @@ func (s *Store) tailAge(c *class, seg int, now uint32) int64 {
 // oldestAge returns the largest idle time among c's list tails (the age
 // the page mover compares). c.mu held.
 func (s *Store) oldestAge(c *class, now uint32) int64 {
-	if !c.links {
-		return s.handAge(c, now)
-	}
 	var a int64
 	for seg := range nSegs {
 		a = max(a, s.tailAge(c, seg, now))
