@@ -299,9 +299,13 @@ func TestReassignConcurrent(t *testing.T) {
 // 10 KB values: with automove the 10 KB class gets the pages back and its
 // hit ratio recovers. Time is virtual: one automove sample per 100 ms.
 func TestCalcification(t *testing.T) {
-	for _, mode := range []int{AutomoveWindowed, AutomoveAggressive} {
-		t.Run(fmt.Sprint("mode", mode), func(t *testing.T) {
-			s, clk := newTestStore(t, Config{MemoryLimit: 16 << 20, Maintenance: -1, Automove: mode})
+	for _, tc := range []struct {
+		mode     int
+		eviction string
+	}{{AutomoveWindowed, EvictionLRU}, {AutomoveAggressive, EvictionLRU}, {AutomoveWindowed, EvictionClock}} {
+		mode := tc.mode
+		t.Run(fmt.Sprint("mode", mode, tc.eviction), func(t *testing.T) {
+			s, clk := newTestStore(t, Config{MemoryLimit: 16 << 20, Maintenance: -1, Automove: mode, Eviction: tc.eviction})
 			small := []byte(strings.Repeat("s", 100))
 			for i := 0; i < 150000; i++ {
 				s.Set([]byte(fmt.Sprintf("small%d", i)), small, nil)
