@@ -11,7 +11,7 @@ import (
 // once their stripe is locked.
 
 // clockMaxSweep bounds the chunks one eviction passes over before it
-// evicts the next unread-or-not live item it can lock: with 2-bit counts a
+// evicts the next live item it can lock, read or not: with 2-bit counts a
 // full sweep may find every item read.
 const clockMaxSweep = 1024
 
@@ -47,10 +47,10 @@ func (s *Store) carved(c *class, pg uint32) int {
 
 // reclaimClock frees one item of c, a class without lists: the hand
 // reclaims the first dead item it meets, passes over read ones (their
-// count decremented) and TEMP ones, and evicts the first unread one; after clockMaxSweep
-// chunks it evicts whatever live item comes next. It never blocks on a
-// stripe lock and never frees an item of the stripe the caller holds.
-// c.mu held.
+// count decremented) and TEMP ones, and evicts the first unread one;
+// after clockMaxSweep chunks it evicts whatever live item comes next. It
+// never blocks on a stripe lock and never frees an item of the stripe the
+// caller holds. c.mu held.
 func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
 	pt := s.pt.Load()
 	for step := 0; step < 2*clockMaxSweep; step++ {

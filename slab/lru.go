@@ -31,8 +31,8 @@ import (
 // Flat LRU (-o no_lru_maintainer, "lru mode flat"): COLD only; a read moves
 // the item to the head at most once per 60 s.
 //
-// CLOCK (-o eviction=clock): no lists, so items carry no links (18 bytes
-// of header instead of 26). A class's hand sweeps its chunks in place, page
+// CLOCK (-o eviction=clock): no lists, so items carry no links (17 bytes
+// of header instead of 25). A class's hand sweeps its chunks in place, page
 // by page; a read increments the item's 2-bit count (no class lock, no
 // move); the hand decrements a nonzero count and passes on, and evicts the
 // first unread live item (expired and flushed ones are reclaimed). A new

@@ -57,7 +57,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	sizes := s.ClassSizes()
-	if sizes[0] != 80 { // 26-byte header + 48, aligned to 8
+	if sizes[0] != 80 { // 25-byte header (with LRU links) + 48, aligned to 8
 		t.Errorf("class 1 = %d, want 80", sizes[0])
 	}
 	if sizes[len(sizes)-1] != 1<<20 || sizes[len(sizes)-2] != 1<<19 {
