@@ -150,6 +150,51 @@ func (s *Store) crawlerTick() {
 	cr.next = time.Now().Add(cr.interval)
 }
 
+// walkPacer paces a walk over class c, which runs with c.mu held: every
+// walkBatch steps it drops the lock, calls between (if set), and sleeps
+// pause once per crawlsPerSleep items visited (else yields).
+type walkPacer struct {
+	c       *class
+	pause   time.Duration
+	between func()
+	n       int // items visited
+	batch   int // steps since the last break
+	slept   int // pauses so far
+}
+
+// lock locks st, the stripe of the item the walk is at. When st is busy it
+// waits for it without the class lock (the lock order is stripe, then
+// class) and returns false: the walk must look at its position again.
+func (p *walkPacer) lock(st *stripe) bool {
+	if st.mu.TryLock() {
+		return true
+	}
+	p.c.mu.Unlock()
+	st.mu.Lock()
+	st.mu.Unlock()
+	p.c.mu.Lock()
+	return false
+}
+
+// step counts one step of the walk, taking a break when one is due.
+func (p *walkPacer) step() {
+	if p.batch++; p.batch < walkBatch {
+		return
+	}
+	p.batch = 0
+	p.c.mu.Unlock()
+	if p.between != nil {
+		p.between()
+	}
+	if p.pause > 0 && p.n/crawlsPerSleep > p.slept {
+		p.slept = p.n / crawlsPerSleep
+		time.Sleep(p.pause)
+	} else {
+		runtime.Gosched()
+	}
+	p.c.mu.Lock()
+}
+
 // walk visits up to limit items (0 = all) of c's LRU lists, from the tails (up)
 // or from the head, calling fn with c.mu and the item's stripe lock held;
 // fn may release the item. fn returns false to stop. Every walkBatch items
@@ -159,11 +204,14 @@ func (s *Store) walk(c *class, up bool, limit int, pause time.Duration,
 	fn func(h uint32, b []byte, st *stripe, tag uint32) bool, between func()) {
 	c.walkMu.Lock()
 	defer c.walkMu.Unlock()
+	p := walkPacer{c: c, pause: pause, between: between}
 	if !c.links {
-		s.walkInPlace(c, limit, pause, fn, between)
+		s.walkInPlace(&p, limit, fn)
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() { c.cursor = 0 }()
 	c.cursorUp = up
 	// The lists in eviction order from the tail (COLD, WARM, HOT), or the
 	// reverse from the head; then TEMP, which the crawler must reclaim
@@ -172,61 +220,34 @@ func (s *Store) walk(c *class, up bool, limit int, pause time.Duration,
 	if !up {
 		order = [nLists]int{segHot, segWarm, segCold, segTemp}
 	}
-	n, batch, slept := 0, 0, 0
-	stop := false
 	for _, seg := range order {
-		if stop {
-			break
-		}
 		if up {
 			c.cursor = c.lru[seg].tail
 		} else {
 			c.cursor = c.lru[seg].head
 		}
-		for c.cursor != 0 && (limit <= 0 || n < limit) {
+		for c.cursor != 0 && (limit <= 0 || p.n < limit) {
 			h := c.cursor
 			b := s.chunk(h)
 			hv := s.hash(itemKey(b))
 			st := &s.stripes[hv&s.stripeMask]
-			if !st.mu.TryLock() {
-				// The lock order is stripe, then class: wait for the stripe
-				// without the class lock, then look at the cursor again.
-				c.mu.Unlock()
-				st.mu.Lock()
-				st.mu.Unlock()
-				c.mu.Lock()
-				continue
+			if !p.lock(st) {
+				continue // the cursor may have moved on meanwhile
 			}
 			if up {
 				c.cursor = lruPrev(b)
 			} else {
 				c.cursor = lruNext(b)
 			}
-			n++
+			p.n++
 			more := fn(h, b, st, uint32(hv>>32))
 			st.mu.Unlock()
 			if !more {
-				stop = true
-				break
+				return
 			}
-			if batch++; batch >= walkBatch {
-				batch = 0
-				c.mu.Unlock()
-				if between != nil {
-					between()
-				}
-				if pause > 0 && n/crawlsPerSleep > slept {
-					slept = n / crawlsPerSleep
-					time.Sleep(pause)
-				} else {
-					runtime.Gosched()
-				}
-				c.mu.Lock()
-			}
+			p.step()
 		}
 	}
-	c.cursor = 0
-	c.mu.Unlock()
 }
 
 // DumpItem describes an item to a key dump. Key is valid only during the

@@ -1,10 +1,5 @@
 package slab
 
-import (
-	"runtime"
-	"time"
-)
-
 // The CLOCK policy's hand and in-place walks (lru.go explains the
 // policy). Both visit a class's chunks page by page in page-number order;
 // only chunks that hold linked items (isItem) are read, and those only
@@ -109,11 +104,11 @@ func (s *Store) handAge(c *class, now uint32) int64 {
 	return 0
 }
 
-// walkInPlace is walk for a class without lists: it visits c's items in
-// page order, over the pages c held when it started. c.walkMu held; it
-// takes and releases c.mu.
-func (s *Store) walkInPlace(c *class, limit int, pause time.Duration,
-	fn func(h uint32, b []byte, st *stripe, tag uint32) bool, between func()) {
+// walkInPlace is walk for a class without lists: it visits the items of
+// p.c in page order, over the pages the class held when it started.
+// c.walkMu held; it takes and releases c.mu.
+func (s *Store) walkInPlace(p *walkPacer, limit int, fn func(h uint32, b []byte, st *stripe, tag uint32) bool) {
+	c := p.c
 	ci := uint8(c.id - 1)
 	var pages []uint32
 	for pg, cl := range s.pt.Load().cls {
@@ -123,9 +118,8 @@ func (s *Store) walkInPlace(c *class, limit int, pause time.Duration,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, batch, slept := 0, 0, 0
 	for _, pg := range pages {
-		for i := 0; i < s.carved(c, pg) && (limit <= 0 || n < limit); i++ {
+		for i := 0; i < s.carved(c, pg) && (limit <= 0 || p.n < limit); i++ {
 			if s.pt.Load().cls[pg] != ci {
 				break // moved to another class meanwhile
 			}
@@ -133,37 +127,18 @@ func (s *Store) walkInPlace(c *class, limit int, pause time.Duration,
 			if b := s.chunk(h); isItem(b) {
 				hv := s.hash(itemKey(b))
 				st := &s.stripes[hv&s.stripeMask]
-				if !st.mu.TryLock() {
-					// The lock order is stripe, then class: wait for the
-					// stripe without the class lock, then look again.
-					c.mu.Unlock()
-					st.mu.Lock()
-					st.mu.Unlock()
-					c.mu.Lock()
-					i--
+				if !p.lock(st) {
+					i-- // look at the chunk again
 					continue
 				}
-				n++
+				p.n++
 				more := fn(h, b, st, uint32(hv>>32))
 				st.mu.Unlock()
 				if !more {
 					return
 				}
 			}
-			if batch++; batch >= walkBatch {
-				batch = 0
-				c.mu.Unlock()
-				if between != nil {
-					between()
-				}
-				if pause > 0 && n/crawlsPerSleep > slept {
-					slept = n / crawlsPerSleep
-					time.Sleep(pause)
-				} else {
-					runtime.Gosched()
-				}
-				c.mu.Lock()
-			}
+			p.step()
 		}
 	}
 }
