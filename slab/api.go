@@ -35,6 +35,9 @@ type Config struct {
 	// save the items for a restart with the same settings (persist.go).
 	// "" = item memory from the Go heap.
 	MemoryFile string
+	// LargePages (-L) asks the kernel for transparent huge pages for item
+	// memory (not with MemoryFile).
+	LargePages bool
 
 	// Slab rebalancing and the LRU crawler (-o slab_automove, -o
 	// lru_crawler...). The zero values are memcached's defaults.

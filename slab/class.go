@@ -131,7 +131,7 @@ func (s *Store) newPage(ci int, first bool) uint32 {
 			return 0 // the memory file is full
 		}
 	} else {
-		p = make([]byte, s.pageSize)
+		p = s.arenas.page(s.pageSize)
 	}
 	nt := &pageTable{pages: append(old.pages, p), cls: append(old.cls, uint8(ci))}
 	s.pt.Store(nt)

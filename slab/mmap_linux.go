@@ -32,3 +32,18 @@ func lockFile(f *os.File) error {
 func munmap(b []byte) error { return syscall.Munmap(b) }
 
 func unlockFile(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
+
+const mmapAnonSupported = true
+
+// mmapAnon maps size bytes of private anonymous memory (zeroed).
+func mmapAnon(size int) ([]byte, error) {
+	return syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+}
+
+// madvHugepage is MADV_HUGEPAGE (linux/mman.h), which package syscall lacks.
+const madvHugepage = 14
+
+// adviseHuge asks for transparent huge pages for b (memcached's -L).
+func adviseHuge(b []byte) {
+	syscall.Madvise(b, madvHugepage) //nolint:errcheck // advice only
+}

@@ -18,3 +18,9 @@ func lockFile(f *os.File) error { return nil }
 func munmap(b []byte) error { return errNoMmap }
 
 func unlockFile(f *os.File) error { return nil }
+
+const mmapAnonSupported = false
+
+func mmapAnon(size int) ([]byte, error) { return nil, errNoMmap }
+
+func adviseHuge(b []byte) {}

@@ -65,7 +65,8 @@ type Store struct {
 	flushSeq atomic.Uint64 // items with a sequence <= this are flushed
 	flushAt  atomic.Int64  // pending delayed flush (Unix ns), 0 = none
 
-	mem *memFile // Config.MemoryFile (persist.go), nil = pages from the heap
+	mem    *memFile // Config.MemoryFile (persist.go), nil = pages from arenas
+	arenas *arenas  // page memory without a memory file (arena.go; pageMu)
 }
 
 const (
@@ -112,6 +113,7 @@ func New(cfg Config) (*Store, error) {
 		seed:     maphash.MakeSeed(),
 	}
 	s.limit.Store(cfg.MemoryLimit)
+	s.arenas = newArenas(s, cfg.LargePages)
 	if err := s.initLRU(&cfg); err != nil {
 		return nil, err
 	}

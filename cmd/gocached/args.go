@@ -239,10 +239,10 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 	if cfg.Store.MinChunkSize <= 0 {
 		return nil, exitErr(1, "Chunk size must be greater than 0")
 	}
+	// -L: memcached preallocates -m in large pages; gocached asks for
+	// transparent huge pages on its item memory as it maps it.
 	o.largePages = c.Bool("enable-largepages")
-	if o.largePages {
-		ni("-L")
-	}
+	cfg.Store.LargePages = o.largePages
 	if c.IsSet("D") {
 		o.delimiter = c.String("D")
 		if o.delimiter == "" {

@@ -87,7 +87,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--slab-growth-factor=2"}, func(o *options) bool { return o.cfg.Store.GrowthFactor == 2 }},
 		{[]string{"-n", "96"}, func(o *options) bool { return o.cfg.Store.MinChunkSize == 96 }},
 		{[]string{"--slab-min-size=32"}, func(o *options) bool { return o.cfg.Store.MinChunkSize == 32 }},
-		{[]string{"-L"}, func(o *options) bool { return o.largePages && hasNI(o, "-L") }},
+		{[]string{"-L"}, func(o *options) bool { return o.cfg.Store.LargePages && !hasNI(o, "-L") }},
 		{[]string{"--enable-largepages"}, func(o *options) bool { return o.largePages }},
 		{[]string{"-D", ":"}, func(o *options) bool { return o.delimiter == ":" && o.cfg.PrefixDelimiter == ':' && !hasNI(o, "-D :") }},
 		{[]string{"-D/"}, func(o *options) bool { return o.delimiter == "/" }},

@@ -183,12 +183,12 @@ func TestRunServerClosedExitsZero(t *testing.T) {
 func TestRunListenFailure(t *testing.T) {
 	f := &fakeServer{listenErr: errors.New("address already in use")}
 	withFake(t, f)
-	code, _, errs := runArgs("-u", "root", "-v", "-L", "-o", "hashpower=20")
+	code, _, errs := runArgs("-u", "root", "-v", "-N", "4", "-o", "hashpower=20")
 	if code != exOSErr || !strings.Contains(errs, "failed to listen: address already in use") {
 		t.Errorf("%d %q", code, errs)
 	}
 	// -v shows warnings, among them the options not implemented.
-	for _, want := range []string{"option accepted, not implemented", `"-L"`, `"-o hashpower=20"`} {
+	for _, want := range []string{"option accepted, not implemented", `"-N 4"`, `"-o hashpower=20"`} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr lacks %q: %s", want, errs)
 		}
