@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gocached/gocached/internal/testutil"
+	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/slab"
 )
 
 // memccapableTimeout bounds one memccapable run; against memcached the
@@ -93,16 +95,30 @@ func TestMemccapableASCII(t *testing.T) {
 		addr := testutil.StartMemcached(t)
 		requireAllPass(t, "memcached", runMemccapable(t, "-a", addr), memccapableASCIITests)
 	})
-	t.Run("gocached", func(t *testing.T) {
-		t.Parallel()
-		addr := testutil.StartGocached(t, nil)
-		requireAllPass(t, "gocached", runMemccapable(t, "-a", addr), memccapableASCIITests)
-	})
+	for _, ev := range evictions {
+		t.Run("gocached "+ev, func(t *testing.T) {
+			t.Parallel()
+			addr := testutil.StartGocached(t, withEviction(ev))
+			requireAllPass(t, "gocached "+ev, runMemccapable(t, "-a", addr), memccapableASCIITests)
+		})
+	}
 }
 
 func TestMemccapableBinary(t *testing.T) {
 	testutil.RequireTool(t, "memccapable")
-	addr := testutil.StartGocached(t, nil)
-	r := runMemccapable(t, "-b", addr)
-	requireAllPass(t, "gocached", r, memccapableBinaryTests)
+	for _, ev := range evictions {
+		t.Run(ev, func(t *testing.T) {
+			t.Parallel()
+			addr := testutil.StartGocached(t, withEviction(ev))
+			requireAllPass(t, "gocached "+ev, runMemccapable(t, "-b", addr), memccapableBinaryTests)
+		})
+	}
+}
+
+// evictions are the store's eviction policies: memccapable passes under
+// each (their item layouts differ).
+var evictions = []string{slab.EvictionLRU, slab.EvictionS3FIFO, slab.EvictionClock}
+
+func withEviction(ev string) func(*server.Config) {
+	return func(c *server.Config) { c.Store.Eviction = ev }
 }
