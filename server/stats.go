@@ -297,7 +297,10 @@ func (s *Server) appendSettings(b []byte) []byte {
 	str("cas_enabled", yesNo(!sc.DisableCAS))
 	u("tcp_backlog", uint64(cfg.Backlog))
 	proto := cfg.Protocol
-	if proto == "auto" {
+	switch {
+	case cfg.SASL: // memcached -S binds binary (-B can only confirm it)
+		proto = "binary"
+	case proto == "auto":
 		proto = "auto-negotiate"
 	}
 	str("binding_protocol", proto)

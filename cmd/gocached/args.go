@@ -386,6 +386,14 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 	if cfg.Store.TempLRU && cfg.Store.NoLRUMaintainer {
 		return nil, exitErr(exUsage, "temporary_ttl requires lru_maintainer to be enabled")
 	}
+	// memcached's SASL is binary only: -S binds binary unless -B names
+	// another protocol, which is an error (even -B auto). cfg.Protocol
+	// stays as given: the server binds SASL connections binary itself,
+	// and -Y's check (server.initASCIIAuth) sees only an explicit -B
+	// binary, as memcached's, which runs before this one.
+	if cfg.SASL && c.IsSet("protocol") && cfg.Protocol != "binary" {
+		return nil, exitErr(exUsage, "ERROR: You cannot allow the ASCII protocol while using SASL.")
+	}
 	if cfg.TLS && cfg.Port == 0 {
 		return nil, exitErr(exUsage, "ERROR: You cannot enable SSL without a TCP port.")
 	}
