@@ -90,7 +90,7 @@ func (c *conn) execBinary(buf []byte) (need int, complete bool) {
 			atomic.AddUint64(&c.stats.storeTooLarge, 1)
 			if r.Command == protocol.OpSet {
 				// Stale data must not outlive a failed overwrite.
-				c.srv.store.Delete(r.Key, 0, false, 0)
+				c.srv.store.Unlink(r.Key)
 			}
 			return 0, true
 		}

@@ -376,11 +376,13 @@ func (s *Server) appendSlabs(b []byte) []byte {
 		b = appendStatUint(b, p+"free_chunks", uint64(cl.FreeChunks))
 		b = appendStatUint(b, p+"free_chunks_end", 0)
 		b = appendStatUint(b, p+"get_hits", cl.HitsToHot+cl.HitsToWarm+cl.HitsToCold+cl.HitsToTemp)
-		// The store does not count these per class yet.
-		for _, name := range []string{"cmd_set", "delete_hits", "incr_hits",
-			"decr_hits", "cas_hits", "cas_badval", "touch_hits"} {
-			b = appendStatUint(b, p+name, 0)
-		}
+		b = appendStatUint(b, p+"cmd_set", cl.CmdSet)
+		b = appendStatUint(b, p+"delete_hits", cl.DeleteHits)
+		b = appendStatUint(b, p+"incr_hits", cl.IncrHits)
+		b = appendStatUint(b, p+"decr_hits", cl.DecrHits)
+		b = appendStatUint(b, p+"cas_hits", cl.CasHits)
+		b = appendStatUint(b, p+"cas_badval", cl.CasBadval)
+		b = appendStatUint(b, p+"touch_hits", cl.TouchHits)
 		active++
 	}
 	b = appendStatUint(b, "active_slabs", active)

@@ -105,7 +105,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 		atomic.AddUint64(&c.stats.storeTooLarge, 1)
 		if r.Command == protocol.CmdSet {
 			// Stale data must not outlive a failed overwrite.
-			c.srv.store.Delete(r.Key, 0, false, 0)
+			c.srv.store.Unlink(r.Key)
 		}
 		c.replyError(protocol.ErrTooLarge)
 		return 0, true
@@ -120,6 +120,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdSet, 1)
 	if err != nil {
+		c.srv.store.CountSet(r.Key, r.Bytes, r.Flags) // memcached counts it in its class too
 		c.replyError(protocol.ErrBadDataChunk)
 		return 0, true
 	}

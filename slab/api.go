@@ -108,7 +108,8 @@ type Item struct {
 type GetOptions struct {
 	Touch         bool  // set Exptime to NewExptime (gat, mg T)
 	NewExptime    int64 // absolute Unix seconds, 0 = never, <= now = expired
-	NoBump        bool  // do not update LRU position, last access or fetched
+	NoBump        bool  // do not update LRU position, last access or fetched (mg u: still a get hit)
+	Peek          bool  // an internal look (not a client's get): as NoBump, and counts no hit
 	Vivify        bool  // on a miss create an empty item (meta N) and win its token
 	VivifyExptime int64 // Exptime of a vivified item
 	RecacheBelow  int64 // meta R: win the token if the remaining TTL (s) is below this; 0 = off
@@ -204,4 +205,15 @@ type ClassStats struct {
 	HitsToHot, HitsToWarm, HitsToCold uint64 // get hits by list
 	HitsToTemp                        uint64 // get hits on TEMP items
 	NumberTemp                        int    // items in the TEMP LRU (temporary_ttl)
+
+	// Commands by class, as memcached's "stats slabs": each counts in the
+	// class of the item it acted on. Get hits are the HitsTo* sum; a get
+	// that touches (gat, mg T) is a TouchHit, not a get hit.
+	CmdSet     uint64 // storage commands, in the class their new item has (stored or not)
+	DeleteHits uint64 // deleted items (not md I, which keeps the item)
+	IncrHits   uint64 // incremented items (numeric values, CAS matched)
+	DecrHits   uint64 // decremented items
+	CasHits    uint64 // CAS matches, in the class of the replaced item
+	CasBadval  uint64 // CAS mismatches (cas command, or a CAS given to set/replace)
+	TouchHits  uint64 // touched items: touch, gat/gats, mg T, binary touch/gat
 }

@@ -55,6 +55,8 @@ type class struct {
 	// hits counts get hits per LRU list, sharded by stripe (atomic: the get
 	// path holds no class lock).
 	hits [hitShards]hitShard
+	// ops counts commands per class (opSet...), sharded as hits.
+	ops [hitShards]opShard
 
 	crawlerReclaimed, crawlerChecked uint64
 	evictedPrev, oomPrev             uint64 // automove samples
