@@ -378,7 +378,13 @@ func (c *conn) binStat() {
 	case string(key) == "slabs":
 		text = s.appendSlabs(text)
 	case string(key) == "sizes":
-		text = protocol.AppendStat(text, "sizes_status", "disabled")
+		text = s.appendSizes(text)
+	case string(key) == "sizes_enable", string(key) == "sizes_disable":
+		// As in text, memcached sends no terminating packet after these.
+		text = s.switchSizes(text, string(key) == "sizes_enable")
+		c.wbuf = protocol.AppendBinStatsFromText(c.wbuf, r.Opaque, text)
+		c.scratch = text[:0]
+		return
 	default:
 		c.binError(protocol.StatusKeyNotFound)
 		return

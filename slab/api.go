@@ -57,6 +57,11 @@ type Config struct {
 	// list that is never evicted; they leave when they expire.
 	TempLRU      bool // -o temporary_ttl given; default off
 	TemporaryTTL int  // -o temporary_ttl, seconds; 0 without TempLRU = 61 (memcached's default)
+
+	// TrackSizes (-o track_sizes) runs the item size histogram of "stats
+	// sizes" from the start (sizes.go); default off ("stats sizes_enable"
+	// starts it later).
+	TrackSizes bool
 }
 
 // AutomoveDisabled as Config.Automove turns automove off (slab_automove=0).

@@ -66,6 +66,8 @@ type Store struct {
 	flushAt  atomic.Int64  // pending delayed flush (Unix ns), 0 = none
 
 	mem *memFile // Config.MemoryFile (persist.go), nil = pages from the heap
+
+	sizes sizesState // "stats sizes" histogram (sizes.go)
 }
 
 const (
@@ -179,6 +181,9 @@ func New(cfg Config) (*Store, error) {
 		if err := s.openMemoryFile(); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.TrackSizes {
+		s.startSizes()
 	}
 	if cfg.Maintenance >= 0 {
 		tick := cfg.Maintenance
@@ -318,6 +323,7 @@ func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb [
 		seg = s.linkSeg(c, tag, b, oldb)
 	}
 	s.lruLink(c, h, b, l, seg)
+	s.sizeCount(b, l, 1)
 	if s.policy.Load() == policySegmented {
 		s.juggle(c, si, now, fseq)
 	}

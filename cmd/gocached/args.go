@@ -317,6 +317,8 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 				cfg.Store.NoLRUMaintainer = false
 			case "no_lru_maintainer":
 				cfg.Store.NoLRUMaintainer = true
+			case "track_sizes":
+				cfg.Store.TrackSizes = true
 			case "temporary_ttl":
 				// memcached: atoi, any value turns the TEMP LRU on.
 				cfg.Store.TempLRU = true

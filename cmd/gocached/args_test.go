@@ -140,6 +140,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-o", "temporary_ttl=10"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == 10 }},
 		{[]string{"-o", "temporary_ttl=abc"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == 0 }},
 		{[]string{"-o", "temporary_ttl=-5"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == -5 }},
+		{[]string{"-o", "track_sizes"}, func(o *options) bool { return o.cfg.Store.TrackSizes }},
+		{[]string{}, func(o *options) bool { return !o.cfg.Store.TrackSizes }},
 		{[]string{"-m", "64"}, func(o *options) bool { return !o.cfg.Store.TempLRU }},
 		// positional words are ignored (memcached's getopt permutes them away)
 		{[]string{"memcached", "-m", "64"}, func(o *options) bool { return o.cfg.Store.MemoryLimit == 64<<20 && len(o.positionals) == 0 }},

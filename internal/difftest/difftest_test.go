@@ -567,6 +567,8 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 					case "temporary_ttl":
 						c.Store.TempLRU = true
 						c.Store.TemporaryTTL, _ = strconv.Atoi(val)
+					case "track_sizes":
+						c.Store.TrackSizes = true
 					}
 				}
 			}
