@@ -62,6 +62,13 @@ type Config struct {
 	// sizes" from the start (sizes.go); default off ("stats sizes_enable"
 	// starts it later).
 	TrackSizes bool
+	// memcached sets the histogram up as it reads -o track_sizes, so the
+	// options after it do not apply to it: TrackSizesItemMax is the -I
+	// read before it, which bounds the sizes counted (0 = MaxItemSize);
+	// TrackSizesNoItems is set when -C comes after it, as then no item
+	// (all of CAS 0) is new enough to count.
+	TrackSizesItemMax int
+	TrackSizesNoItems bool
 }
 
 // AutomoveDisabled as Config.Automove turns automove off (slab_automove=0).

@@ -61,11 +61,11 @@ func (s *Store) sizeCount(b []byte, l layout, d int32) {
 	}
 }
 
-// startSizes starts the histogram. s.sizes.mu held. As memcached's
-// item_stats_sizes_init, it takes a CAS value (unless DisableCAS, where
-// every CAS is 0): items stored from now on count.
-func (s *Store) startSizes() {
-	hs := &sizeHist{n: make([]atomic.Int32, s.cfg.MaxItemSize/sizeBucket+1)}
+// startSizes starts the histogram for items up to itemMax bytes. s.sizes.mu
+// held, or New. As memcached's item_stats_sizes_init, it takes a CAS value
+// (unless DisableCAS, where every CAS is 0): items stored from now on count.
+func (s *Store) startSizes(itemMax int) {
+	hs := &sizeHist{n: make([]atomic.Int32, itemMax/sizeBucket+1)}
 	if !s.cfg.DisableCAS {
 		hs.casMin = s.nextCAS()
 	}
@@ -83,7 +83,7 @@ func (s *Store) EnableSizes() bool {
 	s.sizes.mu.Lock()
 	defer s.sizes.mu.Unlock()
 	if s.sizes.hist.Load() == nil {
-		s.startSizes()
+		s.startSizes(s.cfg.MaxItemSize)
 	}
 	return true
 }

@@ -80,3 +80,29 @@ func TestSizesLifecycle(t *testing.T) {
 		t.Error("EnableSizes with DisableCAS")
 	}
 }
+
+// TestSizesArgOrder checks the settings memcached fixes when it reads
+// -o track_sizes: the -I before it bounds the sizes, a -C after it leaves
+// every item uncounted.
+func TestSizesArgOrder(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		vlen int
+		want []SizeCount
+	}{
+		{"sized for the earlier -I", Config{MaxItemSize: 2 << 20, TrackSizes: true, TrackSizesItemMax: 1 << 20}, 1100000, nil},
+		{"sized for -I", Config{MaxItemSize: 2 << 20, TrackSizes: true}, 1100000, []SizeCount{{1100064, 1}}},
+		{"-C after", Config{DisableCAS: true, TrackSizes: true, TrackSizesNoItems: true}, 1, nil},
+		{"-C before", Config{DisableCAS: true, TrackSizes: true}, 1, []SizeCount{{64, 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestStore(t, tt.cfg)
+			set(t, s, "a", strings.Repeat("y", tt.vlen), nil)
+			if got, on := s.Sizes(); !on || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v %v, want %v", got, on, tt.want)
+			}
+		})
+	}
+}

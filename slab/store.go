@@ -183,7 +183,14 @@ func New(cfg Config) (*Store, error) {
 		}
 	}
 	if cfg.TrackSizes {
-		s.startSizes()
+		itemMax := cfg.TrackSizesItemMax
+		if itemMax == 0 {
+			itemMax = cfg.MaxItemSize
+		}
+		s.startSizes(itemMax)
+		if cfg.TrackSizesNoItems {
+			s.sizes.hist.Load().casMin = 1 // above every item's CAS, 0 with DisableCAS
+		}
 	}
 	if cfg.Maintenance >= 0 {
 		tick := cfg.Maintenance

@@ -191,6 +191,7 @@ func parseArgs(args []string) (*options, action, error) {
 	}
 	if result != nil {
 		result.positionals = positional
+		sizesArgOrder(&result.cfg.Store, norm)
 	}
 	return result, act, nil
 }
@@ -400,6 +401,35 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 		return nil, exitErr(exUsage, "ERROR: You cannot enable SSL without a TCP port.")
 	}
 	return o, nil
+}
+
+// sizesArgOrder applies memcached's reading of -o track_sizes in argument
+// order (norm, from normalize): it sets the histogram up when it meets the
+// option, sized for the -I read so far, and counting CAS values as they
+// are then, so that a later -C leaves it counting nothing.
+func sizesArgOrder(cfg *slab.Config, norm []string) {
+	if !cfg.TrackSizes {
+		return
+	}
+	itemMax, noCAS := 1<<20, false
+	for _, w := range norm {
+		name, val, _ := strings.Cut(w, "=")
+		switch name {
+		case "--disable-cas":
+			noCAS = true
+		case "--max-item-size":
+			itemMax = parseItemSize(val)
+		case "--extended":
+			items, _ := parseExtended(val)
+			for _, it := range items {
+				if it.key == "track_sizes" {
+					cfg.TrackSizesItemMax = itemMax
+					cfg.TrackSizesNoItems = cfg.DisableCAS && !noCAS
+					return
+				}
+			}
+		}
+	}
 }
 
 // parseItemSize reads -I as memcached does: a trailing k/K or m/M

@@ -142,6 +142,14 @@ func TestFlags(t *testing.T) {
 		{[]string{"-o", "temporary_ttl=-5"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == -5 }},
 		{[]string{"-o", "track_sizes"}, func(o *options) bool { return o.cfg.Store.TrackSizes }},
 		{[]string{}, func(o *options) bool { return !o.cfg.Store.TrackSizes }},
+		// memcached sets the histogram up as it reads -o track_sizes
+		{[]string{"-I", "2m", "-o", "track_sizes", "-I", "4m"}, func(o *options) bool {
+			return o.cfg.Store.TrackSizesItemMax == 2<<20 && !o.cfg.Store.TrackSizesNoItems
+		}},
+		{[]string{"-o", "hashpower=16,track_sizes", "-I", "4m"}, func(o *options) bool { return o.cfg.Store.TrackSizesItemMax == 1<<20 }},
+		{[]string{"-o", "track_sizes", "-C"}, func(o *options) bool { return o.cfg.Store.TrackSizesNoItems }},
+		{[]string{"-C", "-o", "track_sizes"}, func(o *options) bool { return !o.cfg.Store.TrackSizesNoItems }},
+		{[]string{"-o", "track_sizes"}, func(o *options) bool { return !o.cfg.Store.TrackSizesNoItems }},
 		{[]string{"-m", "64"}, func(o *options) bool { return !o.cfg.Store.TempLRU }},
 		// positional words are ignored (memcached's getopt permutes them away)
 		{[]string{"memcached", "-m", "64"}, func(o *options) bool { return o.cfg.Store.MemoryLimit == 64<<20 && len(o.positionals) == 0 }},
