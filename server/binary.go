@@ -239,7 +239,6 @@ func (c *conn) binGet() {
 // binStore runs set, add, replace, append and prepend with the value read.
 func (c *conn) binStore(value []byte) {
 	r := &c.bin.req
-	atomic.AddUint64(&c.stats.cmdSet, 1)
 	// With -C memcached keeps no CAS to compare: the request's is ignored.
 	opt := slab.SetOptions{CAS: r.CAS}
 	if c.srv.cfg.Store.DisableCAS {
@@ -268,6 +267,7 @@ func (c *conn) binStore(value []byte) {
 		}
 	}
 	res, cas := c.srv.store.Set(r.Key, value, &opt)
+	countSetCmd(&c.stats, res)
 	c.srv.prefixes.record(r.Key, prefixSet)
 	switch res {
 	case slab.Stored:

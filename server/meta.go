@@ -156,8 +156,8 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdMeta, 1)
-	atomic.AddUint64(&c.stats.cmdSet, 1)
 	if err != nil {
+		atomic.AddUint64(&c.stats.cmdSet, 1)
 		c.srv.store.CountSet(m.Key, m.Size, m.Flags) // memcached counts it in its class too
 		c.replyError(protocol.ErrBadDataChunk)
 		return 0, true
@@ -186,6 +186,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	}
 	c.srv.watch.peek(c, m.Key)
 	res, cas := c.srv.store.Set(m.Key, data, &opt)
+	countSetCmd(&c.stats, res)
 	c.srv.watch.store(c, m.Key, res, &opt, len(data))
 	c.srv.prefixes.record(m.Key, prefixSet)
 	var code string

@@ -1,6 +1,7 @@
 package slab
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -142,5 +143,26 @@ func TestClassOpCountersSum(t *testing.T) {
 	if sum.CasHits != st.CasHits || sum.CasBadval != st.CasBadval || sum.TouchHits != st.TouchHits ||
 		sum.DeleteHits != st.DeleteHits || sum.CmdSet != 12 {
 		t.Errorf("classes sum %+v, store %+v", sum, st)
+	}
+}
+
+// TestClassOpCountersOutOfMemory checks that a set that cannot allocate
+// its item counts no cmd_set, as memcached's.
+func TestClassOpCountersOutOfMemory(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, DisableEvictions: true})
+	val := []byte(strings.Repeat("v", 100))
+	stored := uint64(0)
+	for i := 0; ; i++ {
+		r, _ := s.Set([]byte(fmt.Sprintf("k%05d", i)), val, nil)
+		if r == OutOfMemory {
+			break
+		}
+		if r != Stored || i > 1<<20 {
+			t.Fatalf("set %d: %v", i, r)
+		}
+		stored++
+	}
+	if got := classOps(s, "k00000", len(val)).CmdSet; got != stored {
+		t.Errorf("cmd_set %d, want %d (the stored sets only)", got, stored)
 	}
 }

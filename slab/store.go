@@ -549,8 +549,8 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	}
 	// memcached counts cmd_set in the class of the item it allocates for
 	// the command's data (for append, of the appended part alone), before
-	// deciding whether to store it: each way out below counts it once,
-	// the stored item's from its handle (no class search).
+	// deciding whether to store it: each way out below but OutOfMemory
+	// counts it once, the stored item's from its handle (no class search).
 
 	flags, exp := o.Flags, expTime(o.Exptime)
 	var stale, tokenSent bool
@@ -635,10 +635,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	}
 	h := s.allocItem(l, si, now, fseq)
 	if h == 0 {
-		// memcached, failing to allocate, counts no set; gocached's
-		// global cmd_set does (the server counts it first), and so
-		// does its class.
-		s.countSet(l, si)
+		// memcached, failing to allocate the item, counts no set.
 		if mode == ModeSet && old != 0 {
 			s.unlinkAt(st, pos, old, oldb)
 		}
