@@ -90,7 +90,7 @@ func (c *conn) execBinary(buf []byte) (need int, complete bool) {
 			atomic.AddUint64(&c.stats.storeTooLarge, 1)
 			if r.Command == protocol.OpSet {
 				// Stale data must not outlive a failed overwrite.
-				c.srv.store.Delete(r.Key, 0, false, 0)
+				c.srv.store.Unlink(r.Key)
 			}
 			return 0, true
 		}
@@ -239,7 +239,6 @@ func (c *conn) binGet() {
 // binStore runs set, add, replace, append and prepend with the value read.
 func (c *conn) binStore(value []byte) {
 	r := &c.bin.req
-	atomic.AddUint64(&c.stats.cmdSet, 1)
 	// With -C memcached keeps no CAS to compare: the request's is ignored.
 	opt := slab.SetOptions{CAS: r.CAS}
 	if c.srv.cfg.Store.DisableCAS {
@@ -268,6 +267,7 @@ func (c *conn) binStore(value []byte) {
 		}
 	}
 	res, cas := c.srv.store.Set(r.Key, value, &opt)
+	countSetCmd(&c.stats, res)
 	c.srv.prefixes.record(r.Key, prefixSet)
 	switch res {
 	case slab.Stored:
@@ -378,7 +378,13 @@ func (c *conn) binStat() {
 	case string(key) == "slabs":
 		text = s.appendSlabs(text)
 	case string(key) == "sizes":
-		text = protocol.AppendStat(text, "sizes_status", "disabled")
+		text = s.appendSizes(text)
+	case string(key) == "sizes_enable", string(key) == "sizes_disable":
+		// As in text, memcached sends no terminating packet after these.
+		text = s.switchSizes(text, string(key) == "sizes_enable")
+		c.wbuf = protocol.AppendBinStatsFromText(c.wbuf, r.Opaque, text)
+		c.scratch = text[:0]
+		return
 	default:
 		c.binError(protocol.StatusKeyNotFound)
 		return

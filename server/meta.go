@@ -62,17 +62,15 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &opt)
 	c.srv.prefixes.record(m.Key, getOp(ok))
 	c.srv.watch.fetch(c, m.Key, ok, it.Size)
-	if touch {
+	// memcached counts an mg T hit as a touch (cmd_touch, touch_hits)
+	// and any miss, T or not, as a get (cmd_get, get_misses).
+	if touch && ok {
 		atomic.AddUint64(&c.stats.cmdTouch, 1)
 	} else {
 		atomic.AddUint64(&c.stats.cmdGet, 1)
 	}
 	if !ok {
-		if touch {
-			atomic.AddUint64(&c.stats.touchMisses, 1)
-		} else {
-			atomic.AddUint64(&c.stats.getMisses, 1)
-		}
+		atomic.AddUint64(&c.stats.getMisses, 1)
 		if !m.Quiet {
 			c.wbuf = append(c.wbuf, protocol.MetaEN...)
 			c.wbuf = m.AppendStatusFlags(c.wbuf, m.Key, 0, false)
@@ -146,7 +144,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 		atomic.AddUint64(&c.stats.storeTooLarge, 1)
 		// Stale data must not outlive a failed store (memcached unlinks it
 		// whatever the mode).
-		c.srv.store.Delete(m.Key, 0, false, 0)
+		c.srv.store.Unlink(m.Key)
 		c.replyError(protocol.ErrTooLarge)
 		return 0, true
 	}
@@ -158,8 +156,9 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdMeta, 1)
-	atomic.AddUint64(&c.stats.cmdSet, 1)
 	if err != nil {
+		atomic.AddUint64(&c.stats.cmdSet, 1)
+		c.srv.store.CountSet(m.Key, m.Size, m.Flags) // memcached counts it in its class too
 		c.replyError(protocol.ErrBadDataChunk)
 		return 0, true
 	}
@@ -187,6 +186,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	}
 	c.srv.watch.peek(c, m.Key)
 	res, cas := c.srv.store.Set(m.Key, data, &opt)
+	countSetCmd(&c.stats, res)
 	c.srv.watch.store(c, m.Key, res, &opt, len(data))
 	c.srv.prefixes.record(m.Key, prefixSet)
 	var code string
@@ -241,7 +241,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 func (c *conn) itemSize(key []byte, def int) int {
 	var it slab.Item
 	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, &slab.GetOptions{NoBump: true})
+	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, &slab.GetOptions{Peek: true})
 	if !ok {
 		return def
 	}
@@ -270,6 +270,7 @@ func (c *conn) metaDelete(m *protocol.MetaFlags) {
 		}
 		code = protocol.MetaHD
 	case slab.Exists:
+		c.srv.store.CountDeleteMiss(m.Key) // as memcached's md, unlike binary delete
 		code = protocol.MetaEX
 	default:
 		code = protocol.MetaNF
@@ -285,7 +286,7 @@ func (c *conn) metaDelete(m *protocol.MetaFlags) {
 func (c *conn) metaDropValue(m *protocol.MetaFlags, stale int64) slab.Result {
 	var it slab.Item
 	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 	if !ok {
 		return slab.NotFound
 	}
@@ -327,7 +328,7 @@ func (c *conn) metaArith(m *protocol.MetaFlags) {
 	existed := true
 	if m.Quiet && opt.Vivify {
 		var ok bool
-		c.scratch, _, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+		c.scratch, _, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 		existed = ok
 	}
 	v, cas, res := c.srv.store.Arith(m.Key, incr, m.Delta, &opt)
@@ -367,7 +368,7 @@ func (c *conn) metaArith(m *protocol.MetaFlags) {
 			exp := opt.NewExptime
 			if !opt.Touch {
 				var it slab.Item
-				c.scratch, it, _ = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+				c.scratch, it, _ = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 				exp = it.Exptime
 			}
 			w = protocol.AppendMetaInt(w, 't', ttl(exp, now))
@@ -392,7 +393,7 @@ func (c *conn) metaDebug(m *protocol.MetaFlags) {
 	now := c.srv.now()
 	var it slab.Item
 	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{NoBump: true})
+	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 	if !ok {
 		c.wbuf = append(c.wbuf, "EN\r\n"...)
 		return

@@ -95,7 +95,11 @@ func (c *conn) execStats() {
 	case "slabs":
 		c.wbuf = s.appendSlabs(c.wbuf)
 	case "sizes":
-		c.wbuf = protocol.AppendStat(c.wbuf, "sizes_status", "disabled")
+		c.wbuf = s.appendSizes(c.wbuf)
+	case "sizes_enable", "sizes_disable":
+		// memcached ends these replies without END.
+		c.wbuf = s.switchSizes(c.wbuf, sub == "sizes_enable")
+		return
 	case "conns":
 		c.wbuf = s.appendConns(c.wbuf)
 	case "go":
@@ -297,7 +301,10 @@ func (s *Server) appendSettings(b []byte) []byte {
 	str("cas_enabled", yesNo(!sc.DisableCAS))
 	u("tcp_backlog", uint64(cfg.Backlog))
 	proto := cfg.Protocol
-	if proto == "auto" {
+	switch {
+	case cfg.SASL: // memcached -S binds binary (-B can only confirm it)
+		proto = "binary"
+	case proto == "auto":
 		proto = "auto-negotiate"
 	}
 	str("binding_protocol", proto)
@@ -332,7 +339,7 @@ func (s *Server) appendSettings(b []byte) []byte {
 	u("watcher_logbuf_size", 262144)
 	u("worker_logbuf_size", 65536)
 	u("read_buf_mem_limit", 0)
-	str("track_sizes", "no")
+	str("track_sizes", yesNo(s.store.SizesOn())) // as memcached: running now, not -o track_sizes
 	str("inline_ascii_response", "no")
 	u("ext_item_size", 512)
 	u("ext_item_age", 4294967295)
@@ -361,6 +368,34 @@ func (s *Server) appendSettings(b []byte) []byte {
 	return b
 }
 
+// appendSizes appends "stats sizes": the item size histogram, a line per
+// nonzero 32-byte bucket ("STAT 96 2": 2 items of 65 to 96 bytes, in
+// memcached's item sizes), or its status when it does not run.
+func (s *Server) appendSizes(b []byte) []byte {
+	hist, on := s.store.Sizes()
+	if !on {
+		return protocol.AppendStat(b, "sizes_status", "disabled")
+	}
+	for _, h := range hist {
+		b = appendStatUint(b, strconv.Itoa(h.Size), uint64(h.Count))
+	}
+	return b
+}
+
+// switchSizes runs "stats sizes_enable" (on) or "stats sizes_disable" and
+// appends memcached's status lines.
+func (s *Server) switchSizes(b []byte, on bool) []byte {
+	if !on {
+		s.store.DisableSizes()
+		return protocol.AppendStat(b, "sizes_status", "disabled")
+	}
+	if !s.store.EnableSizes() {
+		b = protocol.AppendStat(b, "sizes_status", "error")
+		return protocol.AppendStat(b, "sizes_error", "cas_support_disabled")
+	}
+	return protocol.AppendStat(b, "sizes_status", "enabled")
+}
+
 func (s *Server) appendSlabs(b []byte) []byte {
 	var active uint64
 	for _, cl := range s.store.Classes() {
@@ -373,11 +408,13 @@ func (s *Server) appendSlabs(b []byte) []byte {
 		b = appendStatUint(b, p+"free_chunks", uint64(cl.FreeChunks))
 		b = appendStatUint(b, p+"free_chunks_end", 0)
 		b = appendStatUint(b, p+"get_hits", cl.HitsToHot+cl.HitsToWarm+cl.HitsToCold+cl.HitsToTemp)
-		// The store does not count these per class yet.
-		for _, name := range []string{"cmd_set", "delete_hits", "incr_hits",
-			"decr_hits", "cas_hits", "cas_badval", "touch_hits"} {
-			b = appendStatUint(b, p+name, 0)
-		}
+		b = appendStatUint(b, p+"cmd_set", cl.CmdSet)
+		b = appendStatUint(b, p+"delete_hits", cl.DeleteHits)
+		b = appendStatUint(b, p+"incr_hits", cl.IncrHits)
+		b = appendStatUint(b, p+"decr_hits", cl.DecrHits)
+		b = appendStatUint(b, p+"cas_hits", cl.CasHits)
+		b = appendStatUint(b, p+"cas_badval", cl.CasBadval)
+		b = appendStatUint(b, p+"touch_hits", cl.TouchHits)
 		active++
 	}
 	b = appendStatUint(b, "active_slabs", active)

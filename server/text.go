@@ -97,6 +97,16 @@ func (c *conn) itemTooLarge(keyLen, valueLen int) bool {
 	return total > c.srv.cfg.Store.MaxItemSize
 }
 
+// countSetCmd counts a storage command in cmd_set unless its result says
+// that memcached would have failed to allocate its item (too large, out
+// of memory), which memcached counts nowhere. A malformed data block
+// ("bad data chunk") counts: memcached had allocated the item.
+func countSetCmd(st *connStats, res slab.Result) {
+	if res != slab.TooLarge && res != slab.OutOfMemory {
+		atomic.AddUint64(&st.cmdSet, 1)
+	}
+}
+
 func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 	r := &c.req
 	if c.itemTooLarge(len(r.Key), r.Bytes) {
@@ -105,7 +115,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 		atomic.AddUint64(&c.stats.storeTooLarge, 1)
 		if r.Command == protocol.CmdSet {
 			// Stale data must not outlive a failed overwrite.
-			c.srv.store.Delete(r.Key, 0, false, 0)
+			c.srv.store.Unlink(r.Key)
 		}
 		c.replyError(protocol.ErrTooLarge)
 		return 0, true
@@ -118,8 +128,9 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 	c.srv.prefixes.record(r.Key, prefixSet)
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
-	atomic.AddUint64(&c.stats.cmdSet, 1)
 	if err != nil {
+		atomic.AddUint64(&c.stats.cmdSet, 1)
+		c.srv.store.CountSet(r.Key, r.Bytes, r.Flags) // memcached counts it in its class too
 		c.replyError(protocol.ErrBadDataChunk)
 		return 0, true
 	}
@@ -131,6 +142,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 	}
 	c.srv.watch.peek(c, r.Key)
 	res, _ := c.srv.store.Set(r.Key, data, &opt)
+	countSetCmd(&c.stats, res)
 	c.srv.watch.store(c, r.Key, res, &opt, len(data))
 	switch res {
 	case slab.Stored:

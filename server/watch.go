@@ -139,7 +139,7 @@ func (h *watchHub) store(c *conn, key []byte, res slab.Result, opt *slab.SetOpti
 
 func (h *watchHub) logPeek(c *conn, key []byte) {
 	var b []byte
-	_, it, ok := c.srv.store.Get(b, key, &slab.GetOptions{NoBump: true})
+	_, it, ok := c.srv.store.Get(b, key, &slab.GetOptions{Peek: true})
 	h.logGet(c, key, ok, it.Size)
 }
 
@@ -195,7 +195,7 @@ func (h *watchHub) logStore(c *conn, key []byte, res slab.Result, opt *slab.SetO
 	if res == slab.Stored && (opt.Mode == slab.ModeAppend || opt.Mode == slab.ModePrepend) {
 		// The stored item keeps the old one's TTL: log it as it is now.
 		var b []byte
-		if _, it, ok := c.srv.store.Get(b, key, &slab.GetOptions{NoBump: true}); ok {
+		if _, it, ok := c.srv.store.Get(b, key, &slab.GetOptions{Peek: true}); ok {
 			exptime, size = it.Exptime, it.Size
 		}
 	}

@@ -60,6 +60,18 @@ type Config struct {
 	// list that is never evicted; they leave when they expire.
 	TempLRU      bool // -o temporary_ttl given; default off
 	TemporaryTTL int  // -o temporary_ttl, seconds; 0 without TempLRU = 61 (memcached's default)
+
+	// TrackSizes (-o track_sizes) runs the item size histogram of "stats
+	// sizes" from the start (sizes.go); default off ("stats sizes_enable"
+	// starts it later).
+	TrackSizes bool
+	// memcached sets the histogram up as it reads -o track_sizes, so the
+	// options after it do not apply to it: TrackSizesItemMax is the -I
+	// read before it, which bounds the sizes counted (0 = MaxItemSize);
+	// TrackSizesNoItems is set when -C comes after it, as then no item
+	// (all of CAS 0) is new enough to count.
+	TrackSizesItemMax int
+	TrackSizesNoItems bool
 }
 
 // AutomoveDisabled as Config.Automove turns automove off (slab_automove=0).
@@ -111,7 +123,8 @@ type Item struct {
 type GetOptions struct {
 	Touch         bool  // set Exptime to NewExptime (gat, mg T)
 	NewExptime    int64 // absolute Unix seconds, 0 = never, <= now = expired
-	NoBump        bool  // do not update LRU position, last access or fetched
+	NoBump        bool  // do not update LRU position, last access or fetched (mg u: still a get hit)
+	Peek          bool  // an internal look (not a client's get): as NoBump, and counts no hit
 	Vivify        bool  // on a miss create an empty item (meta N) and win its token
 	VivifyExptime int64 // Exptime of a vivified item
 	RecacheBelow  int64 // meta R: win the token if the remaining TTL (s) is below this; 0 = off
@@ -207,4 +220,15 @@ type ClassStats struct {
 	HitsToHot, HitsToWarm, HitsToCold uint64 // get hits by list
 	HitsToTemp                        uint64 // get hits on TEMP items
 	NumberTemp                        int    // items in the TEMP LRU (temporary_ttl)
+
+	// Commands by class, as memcached's "stats slabs": each counts in the
+	// class of the item it acted on. Get hits are the HitsTo* sum; a get
+	// that touches (gat, mg T) is a TouchHit, not a get hit.
+	CmdSet     uint64 // storage commands, in the class their new item has (stored or not)
+	DeleteHits uint64 // deleted items (not md I, which keeps the item)
+	IncrHits   uint64 // incremented items (numeric values, CAS matched)
+	DecrHits   uint64 // decremented items
+	CasHits    uint64 // CAS matches, in the class of the replaced item
+	CasBadval  uint64 // CAS mismatches (cas command, or a CAS given to set/replace)
+	TouchHits  uint64 // touched items: touch, gat/gats, mg T, binary touch/gat
 }

@@ -55,6 +55,8 @@ type class struct {
 	// hits counts get hits per LRU list, sharded by stripe (atomic: the get
 	// path holds no class lock).
 	hits [hitShards]hitShard
+	// ops counts commands per class (opSet...), sharded as hits.
+	ops [hitShards]opShard
 
 	crawlerReclaimed, crawlerChecked uint64
 	evictedPrev, oomPrev             uint64 // automove samples
@@ -236,6 +238,7 @@ func (s *Store) lruUnlink(c *class, h uint32, b []byte) { s.listRemove(c, h, b) 
 // the item must already be out of the index.
 func (s *Store) releaseLocked(c *class, h uint32, b []byte) {
 	l := s.readLayout(b)
+	s.sizeCount(b, l, -1)
 	s.lruUnlink(c, h, b)
 	c.items--
 	c.bytes -= uint64(l.total)

@@ -108,6 +108,32 @@ type hitShard struct {
 	_ [64 - 8*nLists]byte
 }
 
+// Per-class command counters, memcached's slab_stats ("stats slabs"):
+// each counts in the class of the item the command acted on.
+const (
+	opSet       = iota // cmd_set: storage commands, in the class of their new item
+	opDeleteHit        // delete_hits: items deleted
+	opIncrHit          // incr_hits: items incremented
+	opDecrHit          // decr_hits: items decremented
+	opCasHit           // cas_hits: CAS matched, in the class of the replaced item
+	opCasBadval        // cas_badval: CAS mismatched, in the class of the item kept
+	opTouchHit         // touch_hits: items touched (touch, gat, mg T)
+	nOps
+)
+
+// opShard is one cache line of per-class command counters. Like
+// hitShard it is sharded by stripe and updated atomically, so that the
+// write paths, which hold only a stripe lock, take no class lock for it.
+type opShard struct {
+	n [nOps]atomic.Uint64
+	_ [64 - 8*nOps]byte
+}
+
+// countOp counts op in class c; si, the key's stripe, picks the shard.
+func countOp(c *class, si int, op int) {
+	c.ops[si&(hitShards-1)].n[op].Add(1)
+}
+
 // lruTune holds the segmented LRU's limits ("lru tune").
 type lruTune struct {
 	hotPct, warmPct       int

@@ -67,6 +67,8 @@ type Store struct {
 
 	mem    *memFile // Config.MemoryFile (persist.go), nil = pages from arenas
 	arenas *arenas  // page memory without a memory file (arena.go; pageMu)
+
+	sizes sizesState // "stats sizes" histogram (sizes.go)
 }
 
 const (
@@ -180,6 +182,16 @@ func New(cfg Config) (*Store, error) {
 	if cfg.MemoryFile != "" {
 		if err := s.openMemoryFile(); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.TrackSizes {
+		itemMax := cfg.TrackSizesItemMax
+		if itemMax == 0 {
+			itemMax = cfg.MaxItemSize
+		}
+		s.startSizes(itemMax)
+		if cfg.TrackSizesNoItems {
+			s.sizes.hist.Load().casMin = 1 // above every item's CAS, 0 with DisableCAS
 		}
 	}
 	if cfg.Maintenance >= 0 {
@@ -320,6 +332,7 @@ func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb [
 		seg = s.linkSeg(c, tag, b, oldb)
 	}
 	s.lruLink(c, h, b, l, seg)
+	s.sizeCount(b, l, 1)
 	if s.policy.Load() == policySegmented {
 		s.juggle(c, si, now, fseq)
 	}
@@ -428,7 +441,7 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 	}
 	if h == 0 {
 		if opt != nil && opt.Vivify && len(key) <= maxKeyLen {
-			it, ok := s.vivify(st, si, tag, key, now, fseq, opt.VivifyExptime)
+			it, ok := s.vivify(st, si, tag, key, now, fseq, opt)
 			st.mu.Unlock()
 			return dst, it, ok
 		}
@@ -446,6 +459,7 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 			setExp(b, expTime(opt.NewExptime))
 			it.Exptime = int64(itemExp(b))
 			st.ctr.touchHits++
+			countOp(s.classOf(h), si, opTouchHit)
 		}
 		if it.Stale && !it.TokenSent {
 			won = true
@@ -454,8 +468,13 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 			b[offBits] |= bitTokenSent
 			it.Won = true
 		}
-		if !opt.NoBump {
+		// memcached counts a touching get (gat, mg T) as a touch hit
+		// only, not in get_hits nor hits_to_*; and a get that does not
+		// bump (mg u) still as a get hit.
+		if !opt.Touch && !opt.Peek {
 			s.noteHit(si, h, b)
+		}
+		if !opt.NoBump && !opt.Peek {
 			s.touchAccess(h, b, now)
 		}
 	} else {
@@ -468,7 +487,8 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 }
 
 // vivify creates the empty item of a meta N miss. Stripe lock held.
-func (s *Store) vivify(st *stripe, si int, tag uint32, key []byte, now uint32, fseq uint64, exp int64) (Item, bool) {
+func (s *Store) vivify(st *stripe, si int, tag uint32, key []byte, now uint32, fseq uint64, opt *GetOptions) (Item, bool) {
+	exp := opt.VivifyExptime
 	l := s.layoutFor(len(key), 0, false)
 	h := s.allocItem(l, si, now, fseq)
 	if h == 0 {
@@ -478,6 +498,15 @@ func (s *Store) vivify(st *stripe, si int, tag uint32, key []byte, now uint32, f
 	writeHeader(b, l, key, 0, expTime(exp), now, s.nextCAS())
 	b[offBits] |= bitTokenSent
 	s.link(st, si, tag, -1, 0, nil, h, b, l, now, fseq)
+	// memcached answers a vivifying miss as a hit on the new item
+	// (get_hits and hits_to_*, or with T touch_hits), and does not count
+	// it as a set.
+	if opt.Touch {
+		st.ctr.touchHits++
+		countOp(s.classOf(h), si, opTouchHit)
+	} else {
+		s.noteHit(si, h, b)
+	}
 	return Item{Exptime: int64(itemExp(b)), CAS: s.shownCAS(b), LastAccess: int64(now), Won: true}, true
 }
 
@@ -520,28 +549,38 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 		}
 		return TooLarge, 0
 	}
+	// memcached counts cmd_set in the class of the item it allocates for
+	// the command's data (for append, of the appended part alone), before
+	// deciding whether to store it: each way out below but OutOfMemory
+	// counts it once, the stored item's from its handle (no class search).
 
 	flags, exp := o.Flags, expTime(o.Exptime)
 	var stale, tokenSent bool
 	switch mode {
 	case ModeAdd:
 		if old != 0 {
+			s.countSet(l, si)
 			s.itemUpdate(old, oldb, now)
 			return NotStored, 0
 		}
 	case ModeReplace:
 		if old == 0 {
+			s.countSet(l, si)
 			return NotStored, 0
 		}
 	case ModeCAS:
 		if old == 0 {
+			s.countSet(l, si)
 			st.ctr.casMisses++
 			return NotFound, 0
 		}
 		cur := s.shownCAS(oldb)
+		oc := s.classOf(old)
 		switch {
 		case s.cfg.DisableCAS:
+			s.countSet(l, si)
 			st.ctr.casBadval++
+			countOp(oc, si, opCasBadval)
 			return Exists, 0
 		case o.CAS == cur:
 		case o.Invalidate && o.CAS < cur:
@@ -549,11 +588,15 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 			exp = itemExp(oldb)
 			tokenSent = oldb[offBits]&bitTokenSent != 0
 		default:
+			s.countSet(l, si)
 			st.ctr.casBadval++
+			countOp(oc, si, opCasBadval)
 			return Exists, 0
 		}
 		st.ctr.casHits++
+		countOp(oc, si, opCasHit)
 	case ModeAppend, ModePrepend:
+		s.countSet(l, si) // every way out of this case
 		if old == 0 {
 			if !o.Vivify {
 				return NotStored, 0
@@ -594,11 +637,13 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	}
 	h := s.allocItem(l, si, now, fseq)
 	if h == 0 {
+		// memcached, failing to allocate the item, counts no set.
 		if mode == ModeSet && old != 0 {
 			s.unlinkAt(st, pos, old, oldb)
 		}
 		return OutOfMemory, 0
 	}
+	countOp(s.classOf(h), si, opSet)
 	b := s.chunk(h)
 	cas := s.nextCAS()
 	writeHeader(b, l, key, flags, exp, now, cas)
@@ -614,14 +659,35 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	return Stored, s.shownCAS(b)
 }
 
+// countSet counts a storage command whose item would have layout l in
+// cmd_set of its class; si is the key's stripe.
+func (s *Store) countSet(l layout, si int) {
+	countOp(s.classFor(l), si, opSet)
+}
+
+// CountSet counts a storage command that does not reach Set in cmd_set of
+// the class its item would have ("stats slabs"): memcached allocates the
+// item before reading the data, so a set whose data is malformed ("bad
+// data chunk") counts. An item too large to store counts nowhere, as in Set.
+func (s *Store) CountSet(key []byte, vlen int, flags uint32) {
+	l := s.layoutFor(len(key), vlen, flags != 0)
+	if len(key) > maxKeyLen || l.total > s.cfg.MaxItemSize {
+		return
+	}
+	_, si, _ := s.stripeFor(key)
+	s.countSet(l, si)
+}
+
 // Delete removes key. When cas is nonzero it must match (Exists otherwise;
-// always Exists with DisableCAS, as memcached -C).
+// always Exists with DisableCAS, as memcached -C). A mismatch counts
+// neither a delete hit nor a miss (as memcached's binary delete), and
+// neither does markStale (memcached's md I).
 // With markStale (meta md I) the item is kept, marked stale, its token
 // cleared (so the next reader wins it), its CAS bumped and its Exptime set
 // to staleExptime when that is nonzero.
 func (s *Store) Delete(key []byte, cas uint64, markStale bool, staleExptime int64) Result {
 	now, fseq := s.now()
-	st, _, tag := s.stripeFor(key)
+	st, si, tag := s.stripeFor(key)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	pos, h, b, _ := s.lookup(st, tag, key, now, fseq)
@@ -632,8 +698,8 @@ func (s *Store) Delete(key []byte, cas uint64, markStale bool, staleExptime int6
 	if cas != 0 && s.shownCAS(b) != cas {
 		return Exists
 	}
-	st.ctr.deleteHits++
 	if markStale {
+		// memcached's md I keeps the item: not a delete hit.
 		b[offBits] = b[offBits]&^bitTokenSent | bitStale
 		setCAS(b, s.nextCAS())
 		if staleExptime != 0 {
@@ -641,15 +707,43 @@ func (s *Store) Delete(key []byte, cas uint64, markStale bool, staleExptime int6
 		}
 		return Deleted
 	}
+	st.ctr.deleteHits++
+	countOp(s.classOf(h), si, opDeleteHit)
 	s.unlinkAt(st, pos, h, b)
 	return Deleted
+}
+
+// Unlink removes key's item, if any, counting neither a delete hit nor a
+// miss: memcached's unlink of the old item when an overwrite fails
+// (a set too large for -I). It reports whether an item was removed.
+func (s *Store) Unlink(key []byte) bool {
+	now, fseq := s.now()
+	st, _, tag := s.stripeFor(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	pos, h, b, _ := s.lookup(st, tag, key, now, fseq)
+	if h == 0 {
+		return false
+	}
+	s.unlinkAt(st, pos, h, b)
+	return true
+}
+
+// CountDeleteMiss counts a delete miss (delete_misses) for a Delete that
+// returned Exists: memcached's meta md counts a CAS mismatch as a miss,
+// its binary delete counts nothing, so Delete leaves it to the caller.
+func (s *Store) CountDeleteMiss(key []byte) {
+	st, _, _ := s.stripeFor(key)
+	st.mu.Lock()
+	st.ctr.deleteMisses++
+	st.mu.Unlock()
 }
 
 // Touch sets key's Exptime. Returns Touched or NotFound. It counts as an
 // access (fetched, LRU bump) but does not change the CAS.
 func (s *Store) Touch(key []byte, exptime int64) Result {
 	now, fseq := s.now()
-	st, _, tag := s.stripeFor(key)
+	st, si, tag := s.stripeFor(key)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	_, h, b, _ := s.lookup(st, tag, key, now, fseq)
@@ -658,6 +752,7 @@ func (s *Store) Touch(key []byte, exptime int64) Result {
 		return NotFound
 	}
 	st.ctr.touchHits++
+	countOp(s.classOf(h), si, opTouchHit)
 	setExp(b, expTime(exptime))
 	s.touchAccess(h, b, now)
 	return Touched
@@ -709,12 +804,14 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 	pos, h, b, _ := s.lookup(st, tag, key, now, fseq)
 	var buf [24]byte
 	if h == 0 {
-		if incr {
-			st.ctr.incrMisses++
-		} else {
-			st.ctr.decrMisses++
-		}
+		// memcached counts a miss only when it does not create the
+		// counter (ma N, binary incr with an initial value).
 		if !o.Vivify {
+			if incr {
+				st.ctr.incrMisses++
+			} else {
+				st.ctr.decrMisses++
+			}
 			return 0, 0, NotFound
 		}
 		num := strconv.AppendUint(buf[:0], o.Initial, 10)
@@ -732,11 +829,6 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 		s.link(st, si, tag, -1, 0, nil, nh, nb, l, now, fseq)
 		return o.Initial, s.shownCAS(nb), Stored
 	}
-	if incr {
-		st.ctr.incrHits++
-	} else {
-		st.ctr.decrHits++
-	}
 	l := s.readLayout(b)
 	if l.nchunks > 1 || l.vlen == 0 {
 		return 0, 0, NonNumeric
@@ -748,6 +840,16 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 	n, ok := parseUint(val)
 	if !ok {
 		return 0, 0, NonNumeric
+	}
+	// As memcached's do_add_delta: a hit once the value is a number
+	// (non-numeric values and CAS mismatches count nowhere), in the class
+	// of the item before the change, even if the result then fails.
+	if incr {
+		st.ctr.incrHits++
+		countOp(s.classOf(h), si, opIncrHit)
+	} else {
+		st.ctr.decrHits++
+		countOp(s.classOf(h), si, opDecrHit)
 	}
 	if incr {
 		n += delta
@@ -918,6 +1020,14 @@ func (s *Store) Classes() []ClassStats {
 			cs.HitsToWarm += sh.n[segWarm].Load()
 			cs.HitsToCold += sh.n[segCold].Load()
 			cs.HitsToTemp += sh.n[segTemp].Load()
+			op := &c.ops[i]
+			cs.CmdSet += op.n[opSet].Load()
+			cs.DeleteHits += op.n[opDeleteHit].Load()
+			cs.IncrHits += op.n[opIncrHit].Load()
+			cs.DecrHits += op.n[opDecrHit].Load()
+			cs.CasHits += op.n[opCasHit].Load()
+			cs.CasBadval += op.n[opCasBadval].Load()
+			cs.TouchHits += op.n[opTouchHit].Load()
 		}
 		out = append(out, cs)
 	}

@@ -191,6 +191,7 @@ func parseArgs(args []string) (*options, action, error) {
 	}
 	if result != nil {
 		result.positionals = positional
+		sizesArgOrder(&result.cfg.Store, norm)
 	}
 	return result, act, nil
 }
@@ -317,6 +318,8 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 				cfg.Store.NoLRUMaintainer = false
 			case "no_lru_maintainer":
 				cfg.Store.NoLRUMaintainer = true
+			case "track_sizes":
+				cfg.Store.TrackSizes = true
 			case "temporary_ttl":
 				// memcached: atoi, any value turns the TEMP LRU on.
 				cfg.Store.TempLRU = true
@@ -386,10 +389,47 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 	if cfg.Store.TempLRU && cfg.Store.NoLRUMaintainer {
 		return nil, exitErr(exUsage, "temporary_ttl requires lru_maintainer to be enabled")
 	}
+	// memcached's SASL is binary only: -S binds binary unless -B names
+	// another protocol, which is an error (even -B auto). cfg.Protocol
+	// stays as given: the server binds SASL connections binary itself,
+	// and -Y's check (server.initASCIIAuth) sees only an explicit -B
+	// binary, as memcached's, which runs before this one.
+	if cfg.SASL && c.IsSet("protocol") && cfg.Protocol != "binary" {
+		return nil, exitErr(exUsage, "ERROR: You cannot allow the ASCII protocol while using SASL.")
+	}
 	if cfg.TLS && cfg.Port == 0 {
 		return nil, exitErr(exUsage, "ERROR: You cannot enable SSL without a TCP port.")
 	}
 	return o, nil
+}
+
+// sizesArgOrder applies memcached's reading of -o track_sizes in argument
+// order (norm, from normalize): it sets the histogram up when it meets the
+// option, sized for the -I read so far, and counting CAS values as they
+// are then, so that a later -C leaves it counting nothing.
+func sizesArgOrder(cfg *slab.Config, norm []string) {
+	if !cfg.TrackSizes {
+		return
+	}
+	itemMax, noCAS := 1<<20, false
+	for _, w := range norm {
+		name, val, _ := strings.Cut(w, "=")
+		switch name {
+		case "--disable-cas":
+			noCAS = true
+		case "--max-item-size":
+			itemMax = parseItemSize(val)
+		case "--extended":
+			items, _ := parseExtended(val)
+			for _, it := range items {
+				if it.key == "track_sizes" {
+					cfg.TrackSizesItemMax = itemMax
+					cfg.TrackSizesNoItems = cfg.DisableCAS && !noCAS
+					return
+				}
+			}
+		}
+	}
 }
 
 // parseItemSize reads -I as memcached does: a trailing k/K or m/M

@@ -108,6 +108,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--max-item-size=4m"}, func(o *options) bool { return o.cfg.Store.MaxItemSize == 4<<20 }},
 		{[]string{"-S"}, func(o *options) bool { return o.cfg.SASL }},
 		{[]string{"--enable-sasl"}, func(o *options) bool { return o.cfg.SASL }},
+		{[]string{"-S", "-B", "binary"}, func(o *options) bool { return o.cfg.SASL && o.cfg.Protocol == "binary" }},
 		{[]string{"-F"}, func(o *options) bool { return o.cfg.DisableFlushAll }},
 		{[]string{"--disable-flush-all"}, func(o *options) bool { return o.cfg.DisableFlushAll }},
 		{[]string{"-X"}, func(o *options) bool { return o.cfg.DisableDumping }},
@@ -139,6 +140,16 @@ func TestFlags(t *testing.T) {
 		{[]string{"-o", "temporary_ttl=10"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == 10 }},
 		{[]string{"-o", "temporary_ttl=abc"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == 0 }},
 		{[]string{"-o", "temporary_ttl=-5"}, func(o *options) bool { return o.cfg.Store.TempLRU && o.cfg.Store.TemporaryTTL == -5 }},
+		{[]string{"-o", "track_sizes"}, func(o *options) bool { return o.cfg.Store.TrackSizes }},
+		{[]string{}, func(o *options) bool { return !o.cfg.Store.TrackSizes }},
+		// memcached sets the histogram up as it reads -o track_sizes
+		{[]string{"-I", "2m", "-o", "track_sizes", "-I", "4m"}, func(o *options) bool {
+			return o.cfg.Store.TrackSizesItemMax == 2<<20 && !o.cfg.Store.TrackSizesNoItems
+		}},
+		{[]string{"-o", "hashpower=16,track_sizes", "-I", "4m"}, func(o *options) bool { return o.cfg.Store.TrackSizesItemMax == 1<<20 }},
+		{[]string{"-o", "track_sizes", "-C"}, func(o *options) bool { return o.cfg.Store.TrackSizesNoItems }},
+		{[]string{"-C", "-o", "track_sizes"}, func(o *options) bool { return !o.cfg.Store.TrackSizesNoItems }},
+		{[]string{"-o", "track_sizes"}, func(o *options) bool { return !o.cfg.Store.TrackSizesNoItems }},
 		{[]string{"-m", "64"}, func(o *options) bool { return !o.cfg.Store.TempLRU }},
 		// positional words are ignored (memcached's getopt permutes them away)
 		{[]string{"memcached", "-m", "64"}, func(o *options) bool { return o.cfg.Store.MemoryLimit == 64<<20 && len(o.positionals) == 0 }},
@@ -220,6 +231,13 @@ func TestArgErrors(t *testing.T) {
 		{[]string{"-N", "0"}, 1, "Maximum number of NAPI IDs must be greater than 0"},
 		{[]string{"-B", "foo"}, 64, "Invalid value for binding protocol: foo\n -- should be one of auto, binary, or ascii"},
 		{[]string{"-Z", "-p", "0"}, 64, "ERROR: You cannot enable SSL without a TCP port."},
+		{[]string{"-S", "-B", "ascii"}, 64, "ERROR: You cannot allow the ASCII protocol while using SASL."},
+		{[]string{"-B", "ascii", "-S"}, 64, "ERROR: You cannot allow the ASCII protocol while using SASL."},
+		{[]string{"-S", "-B", "auto"}, 64, "ERROR: You cannot allow the ASCII protocol while using SASL."},
+		// memcached's order: the item size, slab_chunk_max and LRU checks first, TLS after
+		{[]string{"-S", "-B", "ascii", "-I", "2"}, 64, "Item max size cannot be less than 1024 bytes."},
+		{[]string{"-S", "-B", "ascii", "-o", "temporary_ttl=5,no_lru_maintainer"}, 64, "temporary_ttl requires lru_maintainer to be enabled"},
+		{[]string{"-S", "-B", "ascii", "-Z", "-p", "0"}, 64, "ERROR: You cannot allow the ASCII protocol while using SASL."},
 		// gocached is stricter than atoi for plain numbers, and says so
 		{[]string{"-p", "abc"}, 64, `gocached: invalid value "abc" for flag -port: not a number`},
 		{[]string{"-a", "9"}, 64, `gocached: invalid value "9" for flag -unix-mask: not an octal number`},

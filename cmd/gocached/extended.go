@@ -41,6 +41,7 @@ var implementedSubopts = map[string]bool{
 	"hot_max_factor":      true,
 	"warm_max_factor":     true,
 	"temporary_ttl":       true, // Store.TempLRU, Store.TemporaryTTL
+	"track_sizes":         true, // Store.TrackSizes
 }
 
 func missingArg(name string) string { return "Missing " + name + " argument" }

@@ -567,6 +567,14 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 					case "temporary_ttl":
 						c.Store.TempLRU = true
 						c.Store.TemporaryTTL, _ = strconv.Atoi(val)
+					case "track_sizes":
+						// As gocached's sizesArgOrder: memcached sets the
+						// histogram up with the -I and -C read so far.
+						if !c.Store.TrackSizes {
+							c.Store.TrackSizesItemMax = c.Store.MaxItemSize
+							c.Store.TrackSizesNoItems = !c.Store.DisableCAS // until a -C
+						}
+						c.Store.TrackSizes = true
 					}
 				}
 			}
@@ -579,6 +587,7 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 		for _, m := range muts {
 			m(c)
 		}
+		c.Store.TrackSizesNoItems = c.Store.TrackSizesNoItems && c.Store.DisableCAS
 	}, nil
 }
 
