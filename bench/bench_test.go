@@ -382,6 +382,23 @@ func TestMediansAndRatios(t *testing.T) {
 	}
 }
 
+func TestHitRatioTable(t *testing.T) {
+	med := map[string]float64{"gocached-lru": 0.18, "gocached-clock": 0.16, "memcached": 0.2}
+	r := &HitRatioReport{Median: med, VsMemcached: vsMemcached(med),
+		Runs: []HitRatioRun{{Server: "gocached-s3fifo", Error: "no such binary"}}}
+	var b strings.Builder
+	WriteHitRatioTable(&b, r, []ServerSpec{{Name: "gocached-lru"}, {Name: "gocached-s3fifo"}, {Name: "gocached-clock"}, {Name: "memcached"}})
+	for _, want := range []string{"gocached-lru  0.1800  0.900", "gocached-clock  0.1600  0.800",
+		"gocached-s3fifo  FAILED: no such binary", "memcached  0.2000  -"} {
+		if !strings.Contains(strings.Join(strings.Fields(b.String()), "  "), strings.Join(strings.Fields(want), "  ")) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if vsMemcached(map[string]float64{"gocached": 1}) != nil {
+		t.Error("a ratio without memcached")
+	}
+}
+
 // End to end against a real memcached: every protocol, gets and sets, with
 // preload, zero errors.
 func TestRunAgainstMemcached(t *testing.T) {

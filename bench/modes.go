@@ -220,8 +220,10 @@ type HitRatioReport struct {
 	Env     Env                `json:"env"`
 	Options map[string]any     `json:"options"`
 	Median  map[string]float64 `json:"median_miss_ratio"`
-	Ratio   float64            `json:"ratio,omitempty"`
-	Runs    []HitRatioRun      `json:"runs"`
+	Ratio   float64            `json:"ratio,omitempty"` // first server's median over the second's, with two
+	// VsMemcached is each other server's median over memcached's.
+	VsMemcached map[string]float64 `json:"vs_memcached,omitempty"`
+	Runs        []HitRatioRun      `json:"runs"`
 }
 
 // HitRatio runs the lazy-loading pattern (get; on a miss, set) on each
@@ -271,7 +273,23 @@ func HitRatio(ctx context.Context, o HitRatioOptions) *HitRatioReport {
 			rep.Ratio = a / b
 		}
 	}
+	rep.VsMemcached = vsMemcached(rep.Median)
 	return rep
+}
+
+// vsMemcached divides each median by memcached's (nil without it).
+func vsMemcached(median map[string]float64) map[string]float64 {
+	mc := median["memcached"]
+	if mc <= 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for name, v := range median {
+		if name != "memcached" {
+			out[name] = v / mc
+		}
+	}
+	return out
 }
 
 func hitRatioRun(ctx context.Context, spec ServerSpec, o HitRatioOptions, hr *HitRatioRun) {

@@ -161,10 +161,14 @@ func WriteMemoryTable(w io.Writer, r *MemoryReport) {
 // WriteHitRatioTable prints the hit-ratio mode's summary.
 func WriteHitRatioTable(w io.Writer, r *HitRatioReport, servers []ServerSpec) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tmiss ratio (median)\t")
+	fmt.Fprintln(tw, "server\tmiss ratio (median)\tvs memcached\t")
 	for _, s := range servers {
 		if v, ok := r.Median[s.Name]; ok {
-			fmt.Fprintf(tw, "%s\t%.4f\t\n", s.Name, v)
+			vs := "-"
+			if x, ok := r.VsMemcached[s.Name]; ok {
+				vs = fmt.Sprintf("%.3f", x)
+			}
+			fmt.Fprintf(tw, "%s\t%.4f\t%s\t\n", s.Name, v, vs)
 		} else {
 			reason := "failed"
 			for _, run := range r.Runs {
@@ -173,7 +177,7 @@ func WriteHitRatioTable(w io.Writer, r *HitRatioReport, servers []ServerSpec) {
 					break
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t\n", s.Name, reason)
+			fmt.Fprintf(tw, "%s\t%s\t\t\n", s.Name, reason)
 		}
 	}
 	tw.Flush()

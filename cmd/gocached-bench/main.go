@@ -270,6 +270,28 @@ func servers(c *cli.Context, env *bench.Env) (specs []bench.ServerSpec, failed m
 	return specs, failed, cleanup, nil
 }
 
+// perEviction replaces the gocached spec by one per eviction policy, named
+// gocached-POLICY, so that one run measures them all beside memcached.
+func perEviction(specs []bench.ServerSpec, failed map[string]string, policies []string) []bench.ServerSpec {
+	var out []bench.ServerSpec
+	for _, s := range specs {
+		if s.Name != "gocached" {
+			out = append(out, s)
+			continue
+		}
+		for _, p := range policies {
+			g := s
+			g.Name = "gocached-" + p
+			g.Extra = append(append([]string(nil), s.Extra...), "-o", "eviction="+p)
+			if reason, bad := failed[s.Name]; bad {
+				failed[g.Name] = reason
+			}
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 func logf(c *cli.Context, format string, args ...any) {
 	if !c.Bool("quiet") {
 		fmt.Fprintf(os.Stderr, format+"\n", args...)
@@ -412,6 +434,7 @@ func hitRatioCmd() *cli.Command {
 			&cli.Int64Flag{Name: "warmup", Value: 500000, Usage: "requests before measuring"},
 			&cli.IntFlag{Name: "conns", Aliases: []string{"c"}, Value: 16, Usage: "connections"},
 			&cli.IntFlag{Name: "pipeline", Aliases: []string{"P"}, Value: 10, Usage: "requests in flight per connection"},
+			&cli.StringFlag{Name: "evictions", Usage: "comma-separated gocached eviction policies (lru, s3fifo, clock) to run side by side, each as gocached-POLICY"},
 		),
 		Action: func(c *cli.Context) error {
 			d, err := bench.ParseDist(c.String("dist"))
@@ -423,6 +446,9 @@ func hitRatioCmd() *cli.Command {
 			defer cleanup()
 			if err != nil {
 				return err
+			}
+			if ev := c.String("evictions"); ev != "" {
+				specs = perEviction(specs, failed, strings.Split(ev, ","))
 			}
 			o := bench.HitRatioOptions{Servers: specs, Keys: c.Uint64("keys"), Size: c.Int("size"), Dist: d,
 				Ops: c.Int64("ops"), Warmup: c.Int64("warmup"), Conns: c.Int("conns"), Pipeline: c.Int("pipeline"),
