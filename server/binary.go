@@ -196,6 +196,7 @@ func (c *conn) binGet() {
 	var ok bool
 	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], r.Key, opt)
 	c.srv.prefixes.record(r.Key, getOp(ok))
+	c.srv.watch.fetch(c, r.Key, it.Miss, it.Size)
 	switch {
 	case touch:
 		atomic.AddUint64(&c.stats.cmdTouch, 1)
@@ -266,8 +267,10 @@ func (c *conn) binStore(value []byte) {
 			opt.Mode = slab.ModeCAS
 		}
 	}
+	c.srv.watch.peek(c, r.Key)
 	res, cas := c.srv.store.Set(r.Key, value, &opt)
 	countSetCmd(&c.stats, res)
+	c.srv.watch.store(c, r.Key, res, &opt, len(value))
 	c.srv.prefixes.record(r.Key, prefixSet)
 	switch res {
 	case slab.Stored:
@@ -297,6 +300,7 @@ func (c *conn) binStore(value []byte) {
 func (c *conn) binDelete() {
 	r := &c.bin.req
 	c.srv.prefixes.record(r.Key, prefixDelete)
+	c.srv.watch.peek(c, r.Key)
 	switch c.srv.store.Delete(r.Key, r.CAS, false, 0) {
 	case slab.Deleted:
 		c.binOK(0)
@@ -316,6 +320,7 @@ func (c *conn) binArith() {
 		opt.Initial = initial
 		opt.Exptime = c.srv.absExptime(int64(exp), c.srv.now())
 	}
+	c.srv.watch.peek(c, r.Key)
 	v, cas, res := c.srv.store.Arith(r.Key, r.Command == protocol.OpIncrement, delta, &opt)
 	switch res {
 	case slab.Stored:

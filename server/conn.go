@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -183,6 +184,14 @@ func (c *conn) serve() {
 	}()
 	c.srv.watch.connNew(c)
 	idle := c.srv.cfg.IdleTimeout
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		if !c.tlsHandshake(tc) {
+			return
+		}
+	}
 	for !c.closing {
 		if c.shutdown.Load() {
 			return

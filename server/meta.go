@@ -61,7 +61,7 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 	var ok bool
 	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &opt)
 	c.srv.prefixes.record(m.Key, getOp(ok))
-	c.srv.watch.fetch(c, m.Key, ok, it.Size)
+	c.srv.watch.fetch(c, m.Key, it.Miss, it.Size)
 	// memcached counts an mg T hit as a touch (cmd_touch, touch_hits)
 	// and any miss, T or not, as a get (cmd_get, get_misses).
 	if touch && ok {
@@ -323,6 +323,7 @@ func (c *conn) metaArith(m *protocol.MetaFlags) {
 		opt.Touch = true
 		opt.NewExptime = c.srv.absExptime(m.TTL, now)
 	}
+	c.srv.watch.peek(c, m.Key)
 	// memcached answers a counter created by N even under q; the store does
 	// not say whether it created one, so look first when it matters.
 	existed := true

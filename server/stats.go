@@ -211,6 +211,13 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("log_watcher_skipped", s.watch.skipped.Load())
 	u("log_watcher_sent", s.watch.sent.Load())
 	u("log_watchers", uint64(s.watch.count()))
+	if s.cfg.TLS {
+		if _, ok := s.cfg.Extended[optSSLSessionCache]; ok {
+			u("ssl_new_sessions", s.tls.newSessions.Load())
+		}
+		u("ssl_handshake_errors", s.tls.handshakeErrors.Load())
+		u("time_since_server_cert_refresh", uint64(max(now/int64(time.Second)-s.tls.loaded.Load(), 0)))
+	}
 	u("unexpected_napi_ids", 0)
 	u("round_robin_fallback", 0)
 	u("bytes", st.Bytes)

@@ -178,7 +178,7 @@ func (c *conn) execRetrieval() {
 		var ok bool
 		c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, opt)
 		c.srv.prefixes.record(key, getOp(ok))
-		c.srv.watch.fetch(c, key, ok, it.Size)
+		c.srv.watch.fetch(c, key, it.Miss, it.Size)
 		if !ok {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -34,6 +35,35 @@ import (
 type tlsState struct {
 	mu  sync.Mutex // serialises reloads
 	cur atomic.Pointer[tls.Config]
+
+	// loaded is when the certificates in use were read (Unix seconds):
+	// stats' time_since_server_cert_refresh.
+	loaded atomic.Int64
+	// handshakeErrors counts the TLS handshakes that failed: stats'
+	// ssl_handshake_errors.
+	handshakeErrors atomic.Uint64
+	// newSessions counts the sessions issued to clients for resumption
+	// (with ssl_session_cache): stats' ssl_new_sessions.
+	newSessions atomic.Uint64
+	// tickets holds only the session ticket keys (crypto/tls's own,
+	// rotated), shared by every listener and kept across reloads.
+	tickets tls.Config
+}
+
+// wrapSession is the configurations' WrapSession: it counts the session
+// and encrypts it into a ticket as crypto/tls would. (memcached counts
+// OpenSSL's new-session callbacks: TLS 1.3 sends two tickets after a full
+// handshake, one after a resumption; crypto/tls sends one after each.)
+func (t *tlsState) wrapSession(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+	t.newSessions.Add(1)
+	return t.tickets.EncryptTicket(cs, ss)
+}
+
+// unwrapSession is the configurations' UnwrapSession, decrypting what
+// wrapSession encrypted; a ticket it cannot decrypt is ignored (a full
+// handshake follows).
+func (t *tlsState) unwrapSession(ticket []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+	return t.tickets.DecryptTicket(ticket, cs)
 }
 
 // Names of memcached's -o TLS options.
@@ -75,7 +105,12 @@ func (s *Server) ReloadCerts() error {
 	if err != nil {
 		return err
 	}
+	if !cfg.SessionTicketsDisabled {
+		cfg.WrapSession = s.tls.wrapSession
+		cfg.UnwrapSession = s.tls.unwrapSession
+	}
 	s.tls.cur.Store(cfg)
+	s.tls.loaded.Store(s.now())
 	return nil
 }
 
@@ -229,6 +264,28 @@ func (s *Server) wrapTLS(l net.Listener, spec string) net.Listener {
 			return s.tls.cur.Load(), nil
 		},
 	})
+}
+
+// tlsHandshake runs a TLS connection's handshake before serving it, so
+// that a failed one is counted (ssl_handshake_errors); false closes the
+// connection. It runs under the read deadline serve set: an idle timeout
+// or the server's shutdown ends it without counting an error, and so does a
+// client that closes before sending a byte (a port probe).
+//
+// memcached counts only the failures its first SSL_accept, right after
+// accept(2), sees: a ClientHello (or plaintext, or an EOF) already there.
+// Later failures (the rest of the handshake, a client certificate refused
+// under ssl_verify_mode) go uncounted there; gocached counts them all.
+func (c *conn) tlsHandshake(tc *tls.Conn) bool {
+	err := tc.Handshake()
+	if err == nil {
+		return true
+	}
+	var ne net.Error
+	if !errors.Is(err, io.EOF) && !(errors.As(err, &ne) && ne.Timeout()) && !c.shutdown.Load() {
+		c.srv.tls.handshakeErrors.Add(1)
+	}
+	return false
 }
 
 // execRefreshCerts is the refresh_certs command: OK (unless noreply), or

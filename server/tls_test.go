@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,8 +257,8 @@ func TestTLSNotEnabled(t *testing.T) {
 var sslSettingRE = regexp.MustCompile(`STAT ssl_\S+ \S+\r\n`)
 
 // TestTLSMatchesMemcached starts memcached -Z with the same files and
-// options and compares the ssl_* settings and the refresh_certs replies,
-// both over TLS.
+// options and compares the ssl_* settings, the refresh_certs replies and
+// stats' TLS counters, all over TLS.
 func TestTLSMatchesMemcached(t *testing.T) {
 	if out, _ := exec.Command(testutil.RequireTool(t, "memcached"), "-h").CombinedOutput(); !strings.Contains(string(out), "enable-ssl") {
 		if os.Getenv("CI") != "" {
@@ -289,10 +292,228 @@ func TestTLSMatchesMemcached(t *testing.T) {
 			out := textRoundTrip(t, c, "stats settings\r\n", "END\r\n")
 			replies[i] = strings.Join(sslSettingRE.FindAllString(out, -1), "")
 			replies[i] += textRoundTrip(t, c, "refresh_certs\r\nrefresh_certs noreply\r\nversion\r\n", "VERSION "+server.Version+"\r\n")
+			// The TLS counters, where stats prints them; the certificates
+			// were just loaded. (ssl_handshake_errors is not compared:
+			// memcached counts the start-up probe's connection when it
+			// closes before memcached accepts it.)
+			if m := tlsStatsRE.FindStringSubmatch(textRoundTrip(t, c, "stats\r\n", "END\r\n")); m == nil {
+				replies[i] += " no TLS stats after log_watchers"
+			} else {
+				since, _ := strconv.Atoi(m[3])
+				replies[i] += fmt.Sprintf(" ssl_new_sessions shown: %v, time_since_server_cert_refresh <= 2: %v", m[1] != "", since <= 2)
+			}
 			c.Close()
 		}
 		if replies[0] != replies[1] {
 			t.Errorf("-o %s:\nmemcached: %q\ngocached:  %q", o, replies[0], replies[1])
+		}
+	}
+}
+
+// testClock is a settable clock for the server (Unix nanoseconds).
+type testClock struct{ ns atomic.Int64 }
+
+func (c *testClock) Now() int64 { return c.ns.Load() }
+
+// tlsStatsRE matches the TLS counters of stats with their neighbours, where
+// memcached 1.6.18 prints them (with -Z only).
+var tlsStatsRE = regexp.MustCompile(`STAT log_watchers \d+\r\n(STAT ssl_new_sessions \d+\r\n)?STAT ssl_handshake_errors (\d+)\r\nSTAT time_since_server_cert_refresh (\d+)\r\nSTAT unexpected_napi_ids `)
+
+// tlsStats returns stats' ssl_handshake_errors and
+// time_since_server_cert_refresh, asked on c.
+func tlsStats(t *testing.T, c net.Conn) (errs, since string) {
+	t.Helper()
+	out := textRoundTrip(t, c, "stats\r\n", "END\r\n")
+	m := tlsStatsRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no TLS stats after log_watchers in %q", out)
+	}
+	return m[2], m[3]
+}
+
+// TestTLSStats checks ssl_handshake_errors, counting failed handshakes of
+// plaintext, certificate-less and untrusted clients (not a probe that closes
+// at once, nor a good client), and time_since_server_cert_refresh, reset by
+// refresh_certs and ReloadCerts (SIGHUP).
+func TestTLSStats(t *testing.T) {
+	pki := testutil.NewTestPKI(t)
+	clk := &testClock{}
+	clk.ns.Store(1_800_000_000 * int64(time.Second))
+	s := testutil.StartGocachedServer(t, func(c *server.Config) {
+		tlsConfig(pki, map[string]string{"ssl_verify_mode": "2", "ssl_ca_cert": pki.CAFile})(c)
+		c.Store.Clock = clk
+	})
+	tlsAddr, plainAddr := s.Addrs()[0].String(), s.Addrs()[1].String()
+	pc, err := net.Dial("tcp", plainAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if errs, since := tlsStats(t, pc); errs != "0" || since != "0" {
+		t.Fatalf("at start: ssl_handshake_errors %s, time_since_server_cert_refresh %s", errs, since)
+	}
+
+	other := testutil.NewTestPKI(t) // a CA the server does not trust
+	good := &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{pki.ClientCert}}
+	for _, tc := range []struct {
+		name   string
+		client func() net.Conn // dials tlsAddr and does what the case is about
+		failed bool            // the handshake fails and counts
+	}{
+		{"plaintext", func() net.Conn {
+			c, err := net.Dial("tcp", tlsAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.WriteString(c, "stats\r\n")
+			return c
+		}, true},
+		{"no client certificate", func() net.Conn {
+			c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}, true},
+		{"untrusted client certificate", func() net.Conn {
+			c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{other.ClientCert}})
+			if err != nil {
+				return nil // TLS 1.2 may see the alert already
+			}
+			return c
+		}, true},
+		{"closed at once", func() net.Conn {
+			c, err := net.Dial("tcp", tlsAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.(*net.TCPConn).CloseWrite()
+			return c
+		}, false},
+		{"good client", func() net.Conn {
+			c, err := tls.Dial("tcp", tlsAddr, good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := textRoundTrip(t, c, "version\r\n", "\r\n"); got != "VERSION "+server.Version+"\r\n" {
+				t.Fatalf("good client: %q", got)
+			}
+			_ = c.CloseWrite()
+			return c
+		}, false},
+	} {
+		before, _ := tlsStats(t, pc)
+		if c := tc.client(); c != nil {
+			// The server closes the connection once done with it.
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+		}
+		n, _ := strconv.Atoi(before)
+		if tc.failed {
+			n++
+		}
+		// The server counts before it closes, but a good client's CloseWrite
+		// ends the connection before the server's goroutine is done: poll.
+		var after string
+		for i := 0; i < 50; i++ {
+			if after, _ = tlsStats(t, pc); after == strconv.Itoa(n) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if after != strconv.Itoa(n) {
+			t.Errorf("%s: ssl_handshake_errors %s, then %s; want %d", tc.name, before, after, n)
+		}
+	}
+
+	clk.ns.Add(100 * int64(time.Second))
+	if _, since := tlsStats(t, pc); since != "100" {
+		t.Errorf("time_since_server_cert_refresh %s 100 s after start", since)
+	}
+	if got := textRoundTrip(t, pc, "refresh_certs\r\n", "\r\n"); got != "OK\r\n" {
+		t.Fatalf("refresh_certs: %q", got)
+	}
+	clk.ns.Add(5 * int64(time.Second))
+	if _, since := tlsStats(t, pc); since != "5" {
+		t.Errorf("time_since_server_cert_refresh %s 5 s after refresh_certs", since)
+	}
+	clk.ns.Add(5 * int64(time.Second))
+	if err := s.ReloadCerts(); err != nil {
+		t.Fatal(err)
+	}
+	if _, since := tlsStats(t, pc); since != "0" {
+		t.Errorf("time_since_server_cert_refresh %s after ReloadCerts", since)
+	}
+	// A failed reload keeps the certificates, and their time.
+	clk.ns.Add(7 * int64(time.Second))
+	if err := os.Remove(pki.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadCerts(); err == nil {
+		t.Fatal("ReloadCerts without the key succeeded")
+	}
+	if _, since := tlsStats(t, pc); since != "7" {
+		t.Errorf("time_since_server_cert_refresh %s after a failed reload", since)
+	}
+}
+
+// TestTLSStatsAbsentWithoutTLS: without -Z, stats has no TLS counters, as
+// memcached's.
+func TestTLSStatsAbsentWithoutTLS(t *testing.T) {
+	c, err := net.Dial("tcp", testutil.StartGocached(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := textRoundTrip(t, c, "stats\r\n", "END\r\n")
+	if strings.Contains(out, "ssl_") || strings.Contains(out, "cert_refresh") {
+		t.Errorf("TLS stats without -Z: %q", out)
+	}
+	if !strings.Contains(out, "STAT log_watchers 0\r\nSTAT unexpected_napi_ids ") {
+		t.Errorf("stats around log_watchers changed: %q", out)
+	}
+}
+
+// TestTLSNewSessions checks ssl_new_sessions with ssl_session_cache: each
+// TLS 1.3 handshake issues a session, a resumed one too (as memcached
+// counts them), and the client resumes with it; without the option the
+// stat is absent.
+func TestTLSNewSessions(t *testing.T) {
+	pki := testutil.NewTestPKI(t)
+	for _, cache := range []bool{false, true} {
+		extra := map[string]string{}
+		if cache {
+			extra["ssl_session_cache"] = ""
+		}
+		s := testutil.StartGocachedServer(t, tlsConfig(pki, extra))
+		tlsAddr, plainAddr := s.Addrs()[0].String(), s.Addrs()[1].String()
+		cfg := &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+		var resumed []bool
+		for i := 0; i < 3; i++ {
+			c, err := tls.Dial("tcp", tlsAddr, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Reading a reply reads the ticket sent after the handshake.
+			textRoundTrip(t, c, "version\r\n", "\r\n")
+			resumed = append(resumed, c.ConnectionState().DidResume)
+			c.Close()
+		}
+		pc, err := net.Dial("tcp", plainAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := textRoundTrip(t, pc, "stats\r\n", "END\r\n")
+		pc.Close()
+		m := tlsStatsRE.FindStringSubmatch(out)
+		switch {
+		case m == nil:
+			t.Fatalf("cache %v: no TLS stats in %q", cache, out)
+		case !cache && (m[1] != "" || resumed[1] || resumed[2]):
+			t.Errorf("no session cache: %q, resumed %v", m[1], resumed)
+		case cache && (m[1] != "STAT ssl_new_sessions 3\r\n" || resumed[0] || !resumed[1] || !resumed[2]):
+			t.Errorf("session cache: %q, resumed %v", m[1], resumed)
 		}
 	}
 }

@@ -114,11 +114,13 @@ func (h *watchHub) count() int {
 // on reports whether anyone watches kind: the hooks' one atomic load.
 func (h *watchHub) on(kind uint32) bool { return h.flags.Load()&kind != 0 }
 
-// fetch logs an item_get (get, gets, gat, gats, mg): size is the value
-// length of a hit.
-func (h *watchHub) fetch(c *conn, key []byte, found bool, size int) {
+// fetch logs an item_get (get, gets, gat, gats, mg, binary get, gat and
+// touch) from the lookup's result: found with the value's size, or why it
+// missed. A vivifying miss (mg N) logs the miss, as memcached logs its
+// lookup before it creates the item.
+func (h *watchHub) fetch(c *conn, key []byte, miss slab.Miss, size int) {
 	if h.on(watchFetchers) {
-		h.logGet(c, key, found, size)
+		h.logGet(c, key, miss, size)
 	}
 }
 
@@ -139,19 +141,31 @@ func (h *watchHub) store(c *conn, key []byte, res slab.Result, opt *slab.SetOpti
 
 func (h *watchHub) logPeek(c *conn, key []byte) {
 	var b []byte
-	_, it, ok := c.srv.store.Get(b, key, &slab.GetOptions{Peek: true})
-	h.logGet(c, key, ok, it.Size)
+	_, it, _ := c.srv.store.Get(b, key, &slab.GetOptions{Peek: true})
+	h.logGet(c, key, it.Miss, it.Size)
 }
 
-func (h *watchHub) logGet(c *conn, key []byte, found bool, size int) {
+// getStatus are memcached's item_get statuses for a lookup that found no
+// live item: logger.c's was_found_map. Its do_item_get removes an expired
+// or flushed item it finds and logs why, with clsid and size 0. (Its LRU
+// maintainer and allocations also reclaim dead items at the LRU tails, so
+// memcached often logs not_found for a key that expired a moment ago:
+// gocached reclaims lazily, and logs the reason whenever it knows it.)
+var getStatus = [...]string{
+	slab.MissAbsent:  " status=not_found clsid=0",
+	slab.MissExpired: " status=expired clsid=0",
+	slab.MissFlushed: " status=flushed clsid=0",
+}
+
+func (h *watchHub) logGet(c *conn, key []byte, miss slab.Miss, size int) {
 	bp := lineBufPool.Get().(*[]byte)
 	b := h.appendHead(*bp, "item_get")
 	b = appendKey(b, key)
-	if found {
+	if miss == slab.MissNone {
 		b = append(b, " status=found clsid="...)
 		b = strconv.AppendInt(b, int64(h.classID(len(key), size)), 10)
 	} else {
-		b = append(b, " status=not_found clsid=0"...)
+		b = append(b, getStatus[miss]...)
 		size = 0
 	}
 	b = appendCfdSize(b, c, size)

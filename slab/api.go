@@ -117,7 +117,23 @@ type Item struct {
 	Stale      bool   // marked stale by an invalidation (meta md/ms I)
 	Won        bool   // this caller received the recache token (meta W)
 	TokenSent  bool   // another caller already holds the recache token (meta Z)
+	// Miss is why Get found no live item: MissNone on a hit, else set
+	// whenever Get returns false, and on a vivifying miss (meta N), which
+	// returns true. It lets the server log memcached's item_get status
+	// without a second lookup.
+	Miss Miss
 }
+
+// Miss is why a lookup found no live item under a key.
+type Miss uint8
+
+// Miss reasons, after memcached's item_get statuses.
+const (
+	MissNone    Miss = iota // a live item was found
+	MissAbsent              // no item under the key (not_found)
+	MissExpired             // an expired item was there, now removed (expired)
+	MissFlushed             // a flushed item was there, now removed (flushed)
+)
 
 // GetOptions modify a lookup. A nil *GetOptions is a plain get.
 type GetOptions struct {

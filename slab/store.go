@@ -412,7 +412,8 @@ func itemInfo(s *Store, b []byte, l layout) Item {
 
 // Get looks key up. On a hit it appends the value to dst and returns the
 // extended slice, the item's metadata and true. Expired or flushed items are
-// misses (and are reclaimed lazily). opt may be nil.
+// misses (and are reclaimed lazily); Item.Miss tells which of them, or
+// MissAbsent, a miss was. opt may be nil.
 //
 // Item.Fetched and Item.LastAccess describe the item before this access.
 // LastAccess is the time the item was stored or last marked accessed;
@@ -440,13 +441,15 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 		st.ctr.getFlushed++
 	}
 	if h == 0 {
+		miss := missOf(why)
 		if opt != nil && opt.Vivify && len(key) <= maxKeyLen {
 			it, ok := s.vivify(st, si, tag, key, now, fseq, opt)
 			st.mu.Unlock()
+			it.Miss = miss
 			return dst, it, ok
 		}
 		st.mu.Unlock()
-		return dst, Item{}, false
+		return dst, Item{Miss: miss}, false
 	}
 	l := s.readLayout(b)
 	it := itemInfo(s, b, l)
@@ -484,6 +487,17 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 	dst = s.appendValue(dst, b, l)
 	st.mu.Unlock()
 	return dst, it, true
+}
+
+// missOf maps lookup's why (no item found) to a Miss.
+func missOf(why int) Miss {
+	switch why {
+	case expired:
+		return MissExpired
+	case flushed:
+		return MissFlushed
+	}
+	return MissAbsent
 }
 
 // vivify creates the empty item of a meta N miss. Stripe lock held.

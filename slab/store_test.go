@@ -937,3 +937,37 @@ func TestStripeTable(t *testing.T) {
 		t.Fatalf("%d items", st.count)
 	}
 }
+
+// TestGetMiss checks Item.Miss: why a Get found no live item, the second
+// lookup of a dead key finding it already removed.
+func TestGetMiss(t *testing.T) {
+	s, clk := newTestStore(t, Config{})
+	set(t, s, "flushed", "1", nil)
+	set(t, s, "vexp", "1", &SetOptions{Exptime: t0 + 1})
+	s.FlushAll(0)
+	set(t, s, "exp", "1", &SetOptions{Exptime: t0 + 1}) // after the flush
+	clk.advance(2 * time.Second)
+	set(t, s, "live", "1", nil)
+	viv := &GetOptions{Vivify: true, VivifyExptime: t0 + 30}
+	for _, tc := range []struct {
+		key  string
+		opt  *GetOptions
+		ok   bool
+		miss Miss
+	}{
+		{"live", nil, true, MissNone},
+		{"none", nil, false, MissAbsent},
+		{"exp", nil, false, MissExpired},
+		{"exp", nil, false, MissAbsent},
+		{"flushed", &GetOptions{Touch: true, NewExptime: t0 + 10}, false, MissFlushed},
+		{"flushed", &GetOptions{Peek: true}, false, MissAbsent},
+		{"vexp", viv, true, MissFlushed}, // flushed before it expired
+		{"vexp", viv, true, MissNone},
+		{"vnew", viv, true, MissAbsent},
+	} {
+		_, it, ok := s.Get(nil, []byte(tc.key), tc.opt)
+		if ok != tc.ok || it.Miss != tc.miss {
+			t.Errorf("%s %+v: ok %v miss %d, want %v %d", tc.key, tc.opt, ok, it.Miss, tc.ok, tc.miss)
+		}
+	}
+}
