@@ -185,19 +185,26 @@ func (s *Store) movePage(src, dst int) bool {
 }
 
 // givePage hands the empty page pg to class dst, or to the pool (dst 0).
+//
+// A page joins or leaves a class in the page table only under that class's
+// lock, and joins already adopted (its chunks marked free): so whoever
+// holds a class lock sees exactly the class's pages there, and the CLOCK
+// hand and in-place walks, which scan them, never read a page that is
+// changing hands.
 func (s *Store) givePage(pg uint32, dst int) {
-	s.pageMu.Lock()
 	if dst == 0 {
+		s.pageMu.Lock()
 		s.setPageClass(pg, poolClass)
 		s.pool = append(s.pool, pg)
 		s.poolLen.Store(int64(len(s.pool)))
 		s.pageMu.Unlock()
 		return
 	}
-	s.setPageClass(pg, uint8(dst-1))
-	s.pageMu.Unlock()
 	c := s.classes[dst-1]
 	c.mu.Lock()
+	s.pageMu.Lock()
+	s.setPageClass(pg, uint8(dst-1))
+	s.pageMu.Unlock()
 	s.adoptPage(c, pg)
 	c.mu.Unlock()
 }
@@ -311,6 +318,11 @@ func (s *Store) emptyPage(c *class) uint32 {
 			if c.movingFree >= limit {
 				c.moving, c.movingFree = 0, 0
 				c.pages--
+				// The page leaves the class in the page table while its lock
+				// is held (see givePage).
+				s.pageMu.Lock()
+				s.setPageClass(pg, poolClass)
+				s.pageMu.Unlock()
 				c.mu.Unlock()
 				return pg
 			}
