@@ -271,6 +271,11 @@ func (c *conn) execSlabs() {
 	store := c.srv.store
 	switch {
 	case len(args) == 3 && string(args[0]) == "reassign":
+		// memcached refuses before it reads the class ids.
+		if store.Config().NoSlabReassign {
+			c.replyError("CLIENT_ERROR slab reassignment disabled")
+			return
+		}
 		src, ok1 := parseInt(args[1])
 		dst, ok2 := parseInt(args[2])
 		if !ok1 || !ok2 {
@@ -288,6 +293,8 @@ func (c *conn) execSlabs() {
 			c.replyError("NOSPARE source class has no spare pages")
 		case slab.ReassignSame:
 			c.replyError("SAME src and dst class are identical")
+		case slab.ReassignDisabled:
+			c.replyError("CLIENT_ERROR slab reassignment disabled")
 		}
 	case len(args) >= 2 && string(args[0]) == "automove":
 		c.setNoReplyMaybe()

@@ -59,6 +59,7 @@ func DefaultConfig() Config {
 			GrowthFactor: 1.25,
 			MinChunkSize: 48,
 			MaxItemSize:  1 << 20,
+			SlabChunkMax: 512 << 10,
 		},
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gocached/gocached/protocol"
-	"github.com/gocached/gocached/slab"
 )
 
 // connStats are one connection's counters. The owning goroutine adds with
@@ -240,17 +239,6 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	return b
 }
 
-// automoveSetting is -o slab_automove as memcached prints it.
-func automoveSetting(v int) int {
-	switch v {
-	case slab.AutomoveDisabled:
-		return 0
-	case 0:
-		return 1
-	}
-	return v
-}
-
 // b2u is memcached's 0/1 for a flag.
 func b2u(v bool) uint64 {
 	if v {
@@ -320,11 +308,12 @@ func (s *Server) appendSettings(b []byte) []byte {
 	u("item_size_max", uint64(sc.MaxItemSize))
 	str("maxconns_fast", yesNo(cfg.MaxConnsFast))
 	u("hashpower_init", 0)
-	str("slab_reassign", "yes")
-	u("slab_automove", uint64(automoveSetting(sc.Automove)))
+	str("slab_reassign", yesNo(!sc.NoSlabReassign))
+	// The running mode: "slabs automove N" changes it, as memcached's setting.
+	u("slab_automove", uint64(s.store.Automove()))
 	str("slab_automove_ratio", "0.80")
 	u("slab_automove_window", 30)
-	u("slab_chunk_max", uint64(sc.PageSize/2))
+	u("slab_chunk_max", uint64(sc.SlabChunkMax))
 	str("lru_crawler", yesNo(!sc.NoLRUCrawler))
 	u("lru_crawler_sleep", uint64(cmp.Or(sc.CrawlerSleep, 100)))
 	u("lru_crawler_tocrawl", uint64(sc.CrawlerToCrawl))

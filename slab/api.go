@@ -31,6 +31,16 @@ type Config struct {
 	DisableCAS       bool    // report CAS 0 and skip CAS checks (-C)
 	Clock            Clock   // default SystemClock
 
+	// SlabChunkMax (-o slab_chunk_max) is the largest class of unchained
+	// chunks; larger items go to the full-page class. It must divide
+	// PageSize. Default PageSize/2.
+	SlabChunkMax int
+	// SlabSizes (-o slab_sizes) replaces the classes the growth factor
+	// makes below SlabChunkMax: ascending chunk sizes, each rounded up to
+	// a multiple of 8, at most MaxSlabSizes of them, none above
+	// SlabChunkMax. Default nil (sizes from GrowthFactor and MinChunkSize).
+	SlabSizes []int
+
 	// MemoryFile (-e) maps this file for item memory, so that Persist can
 	// save the items for a restart with the same settings (persist.go).
 	// "" = item memory from the Go heap.
@@ -42,6 +52,7 @@ type Config struct {
 	// Slab rebalancing and the LRU crawler (-o slab_automove, -o
 	// lru_crawler...). The zero values are memcached's defaults.
 	Automove       int           // -o slab_automove: 0 = default (1); AutomoveDisabled for 0; 1; 2
+	NoSlabReassign bool          // -o no_slab_reassign: Reassign answers ReassignDisabled and automove moves nothing; default off
 	NoLRUCrawler   bool          // -o no_lru_crawler
 	CrawlerSleep   int           // -o lru_crawler_sleep, µs per 1000 items; 0 = default 100
 	CrawlerToCrawl int           // -o lru_crawler_tocrawl, items per class per crawl; 0 = all

@@ -41,6 +41,7 @@ const (
 	ReassignBadClass                       // BADCLASS invalid src or dst class id
 	ReassignNoSpare                        // NOSPARE source class has no spare pages
 	ReassignSame                           // SAME src and dst class are identical
+	ReassignDisabled                       // CLIENT_ERROR slab reassignment disabled (Config.NoSlabReassign)
 )
 
 // memcached's slab_automove.c thresholds.
@@ -103,6 +104,9 @@ func (s *Store) NumClasses() int { return len(s.classes) }
 // picks a source. The move runs in the background; ReassignRunning is
 // returned while one is in progress.
 func (s *Store) Reassign(src, dst int) ReassignResult {
+	if s.cfg.NoSlabReassign {
+		return ReassignDisabled
+	}
 	if s.mv.running.Load() {
 		return ReassignRunning
 	}
@@ -511,7 +515,9 @@ func (s *Store) Close() {
 
 // maintain is one tick of the background goroutine.
 func (s *Store) maintain() {
-	if s.mv.mode.Load() == AutomoveWindowed {
+	// With no_slab_reassign memcached runs no page mover, so its automove
+	// decisions move nothing; the mode is still reported as set.
+	if s.mv.mode.Load() == AutomoveWindowed && !s.cfg.NoSlabReassign {
 		if src, dst := s.automoveDecide(); src >= 0 && s.mv.running.CompareAndSwap(false, true) {
 			s.movePage(src, dst)
 			s.mv.running.Store(false)
@@ -538,7 +544,7 @@ func (s *Store) collectIndex() {
 
 // noteEviction is called (c.mu held) when c evicts an item.
 func (s *Store) noteEviction(c *class) {
-	if s.mv.mode.Load() == AutomoveAggressive {
+	if s.mv.mode.Load() == AutomoveAggressive && !s.cfg.NoSlabReassign {
 		select {
 		case s.mv.evictKick <- c.id:
 		default:

@@ -192,7 +192,7 @@ func readMeta(path string) (*savedMeta, string) {
 	md.flushAt = int64(r.u64())
 	md.cls = r.bytes(int(r.u32()))
 	ncls := int(r.u32())
-	if ncls > maxClasses {
+	if ncls > maxClassesTotal {
 		return bad("too many classes")
 	}
 	md.lists = make([][nSegs][]uint32, ncls)

@@ -45,7 +45,7 @@ type Store struct {
 	tune     atomic.Pointer[lruTune] // segmented LRU limits
 	s3       bool                    // S3-FIFO (fixed at New)
 	linkAll  bool                    // every item carries LRU links: all but CLOCK (fixed at New)
-	halfSize int                     // the half-page class's chunk size: larger items go to the last class
+	halfSize int                     // the chunk-max class's chunk size (Config.SlabChunkMax): larger items go to the last class
 	ghost    ghost                   // S3-FIFO ghost queue
 	temp     atomic.Uint64           // TEMP LRU: tempOn | uint32(temporary_ttl) (temp.go)
 
@@ -72,7 +72,12 @@ type Store struct {
 }
 
 const (
-	maxClasses      = 63
+	maxClasses = 63 // classes the growth factor makes, with the chunk-max and full-page ones
+	// MaxSlabSizes is the most chunk sizes Config.SlabSizes takes:
+	// memcached's MAX_NUMBER_OF_SLAB_CLASSES less its chunk-max class and
+	// the unused id 0. gocached adds its full-page class after them.
+	MaxSlabSizes    = 62
+	maxClassesTotal = MaxSlabSizes + 2
 	maxItemSizeHard = 1 << 30
 )
 
@@ -93,6 +98,9 @@ func New(cfg Config) (*Store, error) {
 	if cfg.MaxItemSize == 0 {
 		cfg.MaxItemSize = 1 << 20
 	}
+	if cfg.SlabChunkMax == 0 {
+		cfg.SlabChunkMax = cfg.PageSize / 2
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
@@ -107,11 +115,17 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("slab: minimum chunk size %d out of range", cfg.MinChunkSize)
 	case cfg.MaxItemSize < 0 || cfg.MaxItemSize > maxItemSizeHard:
 		return nil, fmt.Errorf("slab: max item size %d out of range (at most 1 GiB)", cfg.MaxItemSize)
+	case cfg.SlabChunkMax < 8 || cfg.SlabChunkMax > cfg.PageSize || cfg.PageSize%cfg.SlabChunkMax != 0:
+		return nil, fmt.Errorf("slab: chunk max %d must be at least 8 and divide the page size %d", cfg.SlabChunkMax, cfg.PageSize)
+	}
+	if err := checkSlabSizes(cfg.SlabSizes, cfg.SlabChunkMax); err != nil {
+		return nil, err
 	}
 	s := &Store{
 		cfg:      cfg,
 		clock:    cfg.Clock,
 		pageSize: cfg.PageSize,
+		halfSize: cfg.SlabChunkMax,
 		seed:     maphash.MakeSeed(),
 	}
 	s.limit.Store(cfg.MemoryLimit)
@@ -123,27 +137,34 @@ func New(cfg Config) (*Store, error) {
 	s.cfg = cfg
 
 	// Size classes as memcached's slabs_init: grow by the factor, 8-byte
-	// aligned, until half a page; then a half-page class (memcached's
-	// slab_chunk_max) and a full-page class that also carries the chunks
-	// of items larger than a page. Below fineClassMax the steps are then
-	// split to 8 bytes while class ids remain (refineSmall).
-	half := s.pageSize / 2
-	s.halfSize = half
+	// aligned, until the chunk max (half a page unless slab_chunk_max
+	// says otherwise); then a class of the chunk max and a full-page
+	// class that also carries the chunks of items larger than a page.
+	// Below fineClassMax the steps are then split to 8 bytes while class
+	// ids remain (refineSmall). slab_sizes replaces the factor's classes
+	// with its own list, as given (rounded up to 8), as memcached does.
+	half := s.halfSize
 	hdr := hdrSize
 	if s.linkAll {
 		hdr += linkBytes
 	}
-	size := float64(hdr + cfg.MinChunkSize)
 	var sizes []int
-	for len(sizes) < maxClasses-2 && size < float64(half)/cfg.GrowthFactor {
-		sz := (int(size) + 7) &^ 7
-		if n := len(sizes); n > 0 && sz <= sizes[n-1] {
-			sz = sizes[n-1] + 8
+	if cfg.SlabSizes != nil {
+		for _, sz := range cfg.SlabSizes {
+			sizes = append(sizes, (sz+7)&^7)
 		}
-		sizes = append(sizes, sz)
-		size = float64(sz) * cfg.GrowthFactor
+	} else {
+		size := float64(hdr + cfg.MinChunkSize)
+		for len(sizes) < maxClasses-2 && size < float64(half)/cfg.GrowthFactor {
+			sz := (int(size) + 7) &^ 7
+			if n := len(sizes); n > 0 && sz <= sizes[n-1] {
+				sz = sizes[n-1] + 8
+			}
+			sizes = append(sizes, sz)
+			size = float64(sz) * cfg.GrowthFactor
+		}
+		sizes = refineSmall(sizes, maxClasses-2)
 	}
-	sizes = refineSmall(sizes, maxClasses-2)
 	sizes = append(sizes, half, s.pageSize)
 	for i, sz := range sizes {
 		s.classes = append(s.classes, &class{id: i + 1, size: sz, perPage: s.pageSize / sz,
@@ -202,6 +223,29 @@ func New(cfg Config) (*Store, error) {
 		s.startMaintenance(tick)
 	}
 	return s, nil
+}
+
+// checkSlabSizes validates Config.SlabSizes (the command line checks
+// them first, with memcached's messages).
+func checkSlabSizes(sizes []int, chunkMax int) error {
+	if sizes == nil {
+		return nil
+	}
+	// An empty non-nil list is valid: memcached's "-o slab_sizes=-" leaves
+	// only the chunk-max class.
+	if len(sizes) > MaxSlabSizes {
+		return fmt.Errorf("slab: %d slab sizes given, at most %d", len(sizes), MaxSlabSizes)
+	}
+	last := 0
+	for _, sz := range sizes {
+		// memcached requires more than 8 bytes between given sizes, so
+		// that no two classes round up to the same chunk size.
+		if sz <= last+8 || sz > chunkMax {
+			return fmt.Errorf("slab: slab sizes %v must ascend by more than 8 bytes, up to %d", sizes, chunkMax)
+		}
+		last = sz
+	}
+	return nil
 }
 
 // fineClassMax bounds the chunk sizes refineSmall splits: below it the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -291,6 +292,7 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 
 	// -o, in order; a later key overrides an earlier one.
 	slabChunkMax, slabChunkChanged := 512*1024, false
+	slabSizes, haveSlabSizes := "", false
 	for _, arg := range extended {
 		items, err := parseExtended(arg)
 		if err != nil {
@@ -346,6 +348,14 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 			case "slab_chunk_max":
 				slabChunkMax, _ = strconv.Atoi(it.value)
 				slabChunkChanged = true
+			case "slab_sizes":
+				// memcached parses the list after all options, against
+				// the final -n and slab_chunk_max.
+				slabSizes, haveSlabSizes = it.value, true
+			case "slab_reassign":
+				cfg.Store.NoSlabReassign = false
+			case "no_slab_reassign":
+				cfg.Store.NoSlabReassign = true
 			case "resp_obj_mem_limit":
 				o.notices = append(o.notices, "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,")
 			}
@@ -386,6 +396,14 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 		return nil, exitErr(exUsage, "slab_chunk_max (bytes: %d) must divide evenly into %d (slab_page_size)", slabChunkMax, pageSize)
 	}
 	cfg.Store.MaxItemSize = itemSize
+	cfg.Store.SlabChunkMax = slabChunkMax
+	if haveSlabSizes {
+		sizes, err := parseSlabSizes(slabSizes, cfg.Store.MinChunkSize, slabChunkMax)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store.SlabSizes = sizes
+	}
 	if cfg.Store.TempLRU && cfg.Store.NoLRUMaintainer {
 		return nil, exitErr(exUsage, "temporary_ttl requires lru_maintainer to be enabled")
 	}
@@ -402,6 +420,70 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 	}
 	return o, nil
 }
+
+// parseSlabSizes reads -o slab_sizes as memcached's _parse_slab_sizes:
+// sizes separated by dashes (empty fields skipped, as strtok does), each
+// at least -n (minChunk) and at most slab_chunk_max, each more than 8
+// bytes above the one before, at most slab.MaxSlabSizes of them. A list
+// with no size at all ("-") is valid and leaves only the chunk-max class;
+// an empty value fails without a message.
+func parseSlabSizes(v string, minChunk, chunkMax int) ([]int, error) {
+	if v == "" {
+		return nil, exitErr(exUsage, "")
+	}
+	sizes := []int{}
+	last := uint32(0)
+	for _, f := range strings.Split(v, "-") {
+		if f == "" {
+			continue
+		}
+		size, ok := strtoul32(f)
+		if !ok || int64(size) < int64(minChunk) || int64(size) > int64(chunkMax) {
+			return nil, exitErr(exUsage, "slab size %d is out of valid range", size)
+		}
+		if last >= size {
+			return nil, exitErr(exUsage, "slab size %d cannot be lower than or equal to a previous class size", size)
+		}
+		if size <= last+8 {
+			return nil, exitErr(exUsage, "slab size %d must be at least 8 bytes larger than previous class", size)
+		}
+		sizes = append(sizes, int(size))
+		last = size
+		if len(sizes) >= slab.MaxSlabSizes+1 {
+			return nil, exitErr(exUsage, "too many slab classes specified")
+		}
+	}
+	return sizes, nil
+}
+
+// strtoul32 is memcached's safe_strtoul: leading white space and a plus
+// sign allowed, digits, then the end or white space; a value past 64 bits
+// fails and a larger than 32-bit one wraps (so "4294967400" reads as
+// 104). A failure reads as 0, which memcached then reports.
+func strtoul32(f string) (uint32, bool) {
+	i := 0
+	for i < len(f) && isSpace(f[i]) {
+		i++
+	}
+	if i < len(f) && f[i] == '+' {
+		i++
+	}
+	start := i
+	var n uint64
+	for ; i < len(f) && f[i] >= '0' && f[i] <= '9'; i++ {
+		d := uint64(f[i] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	if i == start || i < len(f) && !isSpace(f[i]) {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 // sizesArgOrder applies memcached's reading of -o track_sizes in argument
 // order (norm, from normalize): it sets the histogram up when it meets the

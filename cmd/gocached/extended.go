@@ -31,7 +31,10 @@ var implementedSubopts = map[string]bool{
 	"lru_crawler":         true,
 	"lru_crawler_sleep":   true, // Store.CrawlerSleep
 	"lru_crawler_tocrawl": true, // Store.CrawlerToCrawl
-	"slab_reassign":       true, // always on: pages move between classes
+	"slab_reassign":       true, // Store.NoSlabReassign
+	"no_slab_reassign":    true,
+	"slab_sizes":          true, // Store.SlabSizes
+	"slab_chunk_max":      true, // Store.SlabChunkMax
 	"metrics_listen":      true, // gocached's own: Prometheus /metrics (metrics.go)
 	"eviction":            true,
 	"lru_maintainer":      true,

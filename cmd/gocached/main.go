@@ -306,7 +306,10 @@ func reportArgError(stderr io.Writer, err error) int {
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
-		fmt.Fprintln(stderr, ee.msg)
+		// Some of memcached's failures print nothing (-o slab_sizes=).
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, ee.msg)
+		}
 		return ee.code
 	}
 	fmt.Fprintln(stderr, err)

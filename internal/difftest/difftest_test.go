@@ -17,6 +17,7 @@ import (
 	"github.com/gocached/gocached/internal/testutil"
 	"github.com/gocached/gocached/protocol"
 	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/slab"
 )
 
 const (
@@ -564,6 +565,24 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 					case "idle_timeout":
 						secs, _ := strconv.Atoi(val)
 						c.IdleTimeout = time.Duration(secs) * time.Second
+					case "slab_sizes":
+						c.Store.SlabSizes = []int{}
+						for _, f := range strings.Split(val, "-") {
+							if n, err := strconv.Atoi(f); err == nil {
+								c.Store.SlabSizes = append(c.Store.SlabSizes, n)
+							}
+						}
+					case "slab_chunk_max":
+						c.Store.SlabChunkMax, _ = strconv.Atoi(val)
+					case "no_slab_reassign":
+						c.Store.NoSlabReassign = true
+					case "slab_reassign":
+						c.Store.NoSlabReassign = false
+					case "slab_automove":
+						c.Store.Automove, _ = strconv.Atoi(val)
+						if c.Store.Automove == 0 {
+							c.Store.Automove = slab.AutomoveDisabled
+						}
 					case "temporary_ttl":
 						c.Store.TempLRU = true
 						c.Store.TemporaryTTL, _ = strconv.Atoi(val)
