@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestModel drives a small store with a random single-threaded mix of
@@ -134,5 +136,98 @@ func TestModel(t *testing.T) {
 				checkStore(t, s)
 			})
 		}
+	}
+}
+
+// TestModelConcurrent: goroutines that each own their keys set, append,
+// read and delete them against their own model while the others evict,
+// a mover moves pages and a crawler walks the classes. A read may miss
+// (evicted) but never return another value, under each policy.
+func TestModelConcurrent(t *testing.T) {
+	for _, ev := range []string{EvictionLRU, EvictionS3FIFO, EvictionClock} {
+		t.Run(ev, func(t *testing.T) {
+			s, clk := newTestStore(t, Config{MemoryLimit: 8 << 20, MaxItemSize: 2 << 20, Maintenance: -1, Eviction: ev})
+			ops := 10000
+			if testing.Short() {
+				ops = 2000
+			}
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { // pages move and classes are crawled throughout
+				defer wg.Done()
+				rng := rand.New(rand.NewSource(99))
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					s.Reassign(-1, 1+rng.Intn(s.NumClasses()))
+					s.crawl(s.classes)
+					clk.advance(100 * time.Millisecond)
+					time.Sleep(time.Millisecond)
+				}
+			}()
+			var writers sync.WaitGroup
+			for g := range 4 {
+				writers.Add(1)
+				go func() {
+					defer writers.Done()
+					rng := rand.New(rand.NewSource(int64(g)))
+					model := map[string][]byte{}
+					var buf []byte
+					for op := 0; op < ops; op++ {
+						key := fmt.Sprintf("g%d-k%d", g, rng.Intn(1000))
+						switch r := rng.Intn(10); {
+						case r < 4:
+							var ok bool
+							buf, _, ok = s.Get(buf[:0], []byte(key), nil)
+							want, in := model[key]
+							switch {
+							case !ok:
+								delete(model, key)
+							case !in || !bytes.Equal(buf, want):
+								t.Errorf("%s: %d bytes, want %d (in model: %v)", key, len(buf), len(want), in)
+								return
+							}
+						case r < 8:
+							// A few sizes, so that classes hold several pages
+							// for the mover to take.
+							n := []int{100, 1000, 3000}[rng.Intn(3)] + rng.Intn(8)
+							if rng.Intn(50) == 0 {
+								n = 600000 + rng.Intn(600000)
+							}
+							v := bytes.Repeat([]byte{byte('a' + rng.Intn(26))}, n)
+							if res, _ := s.Set([]byte(key), v, nil); res == Stored {
+								model[key] = v
+							} else {
+								delete(model, key)
+							}
+						case r < 9:
+							add := []byte(strconv.Itoa(op))
+							if res, _ := s.Set([]byte(key), add, &SetOptions{Mode: ModeAppend}); res == Stored {
+								model[key] = append(bytes.Clone(model[key]), add...)
+							}
+						default:
+							s.Delete([]byte(key), 0, false, 0)
+							delete(model, key)
+						}
+					}
+				}()
+			}
+			writers.Wait()
+			close(done)
+			wg.Wait()
+			for s.mv.running.Load() {
+				time.Sleep(time.Millisecond)
+			}
+			st := s.Stats()
+			t.Logf("%d evictions, %d pages moved", st.Evictions, st.SlabsMoved)
+			if st.Evictions == 0 || st.SlabsMoved == 0 {
+				t.Errorf("%d evictions, %d pages moved: the test is too light", st.Evictions, st.SlabsMoved)
+			}
+			checkStore(t, s)
+		})
 	}
 }
