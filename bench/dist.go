@@ -63,10 +63,12 @@ func ParseDist(s string) (Dist, error) {
 	return d, nil
 }
 
-// keyGen draws key ids in [0, n) (scan keys lie at n and beyond).
+// keyGen draws key ids in [base, base+n) (scan keys lie at base+n and
+// beyond).
 type keyGen struct {
 	rng      *rand.Rand
 	n        uint64
+	base     uint64
 	zipf     *zipf
 	scanFrac float64
 	scanNext uint64
@@ -80,7 +82,9 @@ func newKeyGen(d Dist, n uint64, rng *rand.Rand, scanStart uint64) *keyGen {
 	return g
 }
 
-func (g *keyGen) next() uint64 {
+func (g *keyGen) next() uint64 { return g.base + g.draw() }
+
+func (g *keyGen) draw() uint64 {
 	if g.scanFrac > 0 && g.rng.Float64() < g.scanFrac {
 		id := g.scanNext
 		g.scanNext++

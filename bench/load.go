@@ -39,6 +39,7 @@ type Config struct {
 	Label    string        `json:"label,omitempty"`    // progress bar description
 	Preload  bool          `json:"preload,omitempty"`  // informative: whether the caller preloaded
 	KeyScan  uint64        `json:"key_scan,omitempty"` // first scan key offset beyond Keys (internal)
+	KeyBase  uint64        `json:"key_base,omitempty"` // added to every key id: runs with different bases use different keys
 	// OOMOK makes a set refused with SERVER_ERROR out of memory a counted
 	// outcome rather than an error (filling a server past its -m).
 	OOMOK bool `json:"oom_ok,omitempty"`
@@ -210,6 +211,7 @@ func newWorker(cfg *Config, idx int, vals *values) *worker {
 	w.res.missed = make([]uint64, 0, cfg.Batch)
 	w.codec = codec{proto: cfg.Proto, vals: vals, vmin: cfg.ValueMin, vmax: cfg.ValueMax, rd: w.rd}
 	w.gen = newKeyGen(cfg.Dist, cfg.Keys, w.rng, cfg.KeyScan+uint64(idx)*1e8/uint64(cfg.Conns+1))
+	w.gen.base = cfg.KeyBase
 	return w
 }
 

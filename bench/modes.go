@@ -335,3 +335,129 @@ func errSummary(r *Result) string {
 	}
 	return fmt.Sprintf("%d reply error(s): %s", r.Errors, strings.Join(r.ErrorSamples, "; "))
 }
+
+// CalcifyOptions configures the calcification mode: each server is filled
+// with small values, then read and written cache-aside with large values
+// of other keys; the memory the small values hold must move to the large
+// values' class (slab rebalancing) for the hit ratio to recover.
+type CalcifyOptions struct {
+	Servers   []ServerSpec
+	SmallKeys uint64        // keys of small values the fill stores
+	SmallSize int           // bytes
+	LargeKeys uint64        // keys of large values after the switch (their data should fit -m)
+	LargeSize int           // bytes
+	Window    time.Duration // the hit ratio is sampled per window
+	MaxTime   time.Duration // how long to wait for recovery
+	Target    float64       // a window's hit ratio that counts as recovered
+	Conns     int
+	Pipeline  int
+	Reps      int
+	Log       io.Writer
+	Failed    map[string]string
+}
+
+// CalcifyRun is one calcification run on a fresh server.
+type CalcifyRun struct {
+	Server     string    `json:"server"`
+	Rep        int       `json:"rep"`
+	Version    string    `json:"version,omitempty"`
+	OK         bool      `json:"ok"`
+	Error      string    `json:"error,omitempty"`
+	Recovered  bool      `json:"recovered"`
+	Seconds    float64   `json:"seconds"`     // from the switch to the end of the first window at Target
+	HitRatios  []float64 `json:"hit_ratios"`  // per window
+	SlabsMoved int64     `json:"slabs_moved"` // pages moved, from the server's stats
+}
+
+// CalcifyReport is the calcification mode's output.
+type CalcifyReport struct {
+	Env     Env                `json:"env"`
+	Options map[string]any     `json:"options"`
+	Median  map[string]float64 `json:"median_seconds"` // over recovered runs only
+	Runs    []CalcifyRun       `json:"runs"`
+}
+
+// Calcify runs the calcification mode on each server, alternating.
+func Calcify(ctx context.Context, o CalcifyOptions) *CalcifyReport {
+	rep := &CalcifyReport{Median: map[string]float64{}}
+	for r := 0; r < o.Reps; r++ {
+		order := append([]ServerSpec(nil), o.Servers...)
+		if r%2 == 1 {
+			order[0], order[len(order)-1] = order[len(order)-1], order[0]
+		}
+		for _, spec := range order {
+			cr := CalcifyRun{Server: spec.Name, Rep: r + 1}
+			if reason, bad := o.Failed[spec.Name]; bad {
+				cr.Error = reason
+			} else {
+				calcifyRun(ctx, spec, o, &cr)
+			}
+			if o.Log != nil {
+				switch {
+				case !cr.OK:
+					fmt.Fprintf(o.Log, "calcify %-10s rep %d FAILED: %s\n", spec.Name, r+1, cr.Error)
+				case cr.Recovered:
+					fmt.Fprintf(o.Log, "calcify %-10s rep %d: hit ratio >= %.2f after %.1f s (%d pages moved)\n",
+						spec.Name, r+1, o.Target, cr.Seconds, cr.SlabsMoved)
+				default:
+					fmt.Fprintf(o.Log, "calcify %-10s rep %d: not recovered in %v (%d pages moved)\n",
+						spec.Name, r+1, o.MaxTime, cr.SlabsMoved)
+				}
+			}
+			rep.Runs = append(rep.Runs, cr)
+		}
+	}
+	for _, spec := range o.Servers {
+		var xs []float64
+		for _, r := range rep.Runs {
+			if r.Server == spec.Name && r.OK && r.Recovered {
+				xs = append(xs, r.Seconds)
+			}
+		}
+		if len(xs) > 0 {
+			rep.Median[spec.Name] = Median(xs)
+		}
+	}
+	return rep
+}
+
+func calcifyRun(ctx context.Context, spec ServerSpec, o CalcifyOptions, cr *CalcifyRun) {
+	ctx, cancel := context.WithTimeout(ctx, o.MaxTime+5*time.Minute)
+	defer cancel()
+	srv, err := StartServer(ctx, spec)
+	if err != nil {
+		cr.Error = err.Error()
+		return
+	}
+	defer srv.Stop()
+	cr.Version = srv.Version
+	fill := Config{Network: "tcp", Addr: srv.Addr, Conns: o.Conns, Keys: o.SmallKeys, ValueMin: o.SmallSize,
+		ValueMax: o.SmallSize, GetRatio: 1, Pipeline: o.Pipeline, Lazy: true, Ops: int64(2 * o.SmallKeys),
+		Seed: uint64(cr.Rep), OOMOK: true}
+	if res, err := Run(ctx, fill); err != nil || res.Errors > 0 {
+		cr.Error = fmt.Sprintf("fill: %v %v", err, errSummary(res))
+		return
+	}
+	// The large values' keys lie beyond the small ones.
+	base := o.SmallKeys + 1<<20
+	for elapsed := time.Duration(0); elapsed < o.MaxTime; elapsed += o.Window {
+		win := Config{Network: "tcp", Addr: srv.Addr, Conns: o.Conns, Keys: o.LargeKeys, KeyBase: base,
+			ValueMin: o.LargeSize, ValueMax: o.LargeSize, GetRatio: 1, Pipeline: o.Pipeline, Lazy: true,
+			Duration: o.Window, Seed: uint64(cr.Rep)*1000 + uint64(len(cr.HitRatios)), OOMOK: true}
+		res, err := Run(ctx, win)
+		if err != nil || res.Errors > 0 {
+			cr.Error = fmt.Sprintf("window %d: %v %v", len(cr.HitRatios)+1, err, errSummary(res))
+			return
+		}
+		hit := 1 - res.MissRatio
+		cr.HitRatios = append(cr.HitRatios, hit)
+		if hit >= o.Target {
+			cr.Recovered, cr.Seconds = true, (elapsed + o.Window).Seconds()
+			break
+		}
+	}
+	if st, err := Stats(srv.Addr, 2*time.Second); err == nil {
+		cr.SlabsMoved = statInt(st, "slabs_moved")
+	}
+	cr.OK = true
+}

@@ -186,6 +186,44 @@ func WriteHitRatioTable(w io.Writer, r *HitRatioReport, servers []ServerSpec) {
 	}
 }
 
+// WriteCalcifyTable prints each server's median recovery time and how many
+// of its runs recovered within maxTime.
+func WriteCalcifyTable(w io.Writer, r *CalcifyReport, servers []ServerSpec, maxTime time.Duration) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "server\trecovery (median)\trecovered runs\tpages moved (median)\t")
+	for _, s := range servers {
+		var moved []float64
+		recovered, runs, reason := 0, 0, ""
+		for _, run := range r.Runs {
+			if run.Server != s.Name {
+				continue
+			}
+			runs++
+			if !run.OK {
+				reason = "FAILED: " + oneLine(run.Error, 60)
+				continue
+			}
+			moved = append(moved, float64(run.SlabsMoved))
+			if run.Recovered {
+				recovered++
+			}
+		}
+		med := fmt.Sprintf("> %v", maxTime)
+		if v, ok := r.Median[s.Name]; ok {
+			med = fmt.Sprintf("%.1f s", v)
+		}
+		if reason != "" && len(moved) == 0 {
+			med = reason
+		}
+		mv := "-"
+		if len(moved) > 0 {
+			mv = fmt.Sprintf("%.0f", Median(moved))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t\n", s.Name, med, recovered, runs, mv)
+	}
+	tw.Flush()
+}
+
 // PlotCompare draws ops/s and p99 per scenario for each server (grouped
 // bars, failed runs as zero) into a PNG or SVG, by path's extension.
 func PlotCompare(path string, r *CompareReport) error {

@@ -26,7 +26,7 @@ func main() {
 		Name:  "gocached-bench",
 		Usage: "measure gocached and memcached side by side",
 		Commands: []*cli.Command{
-			runCmd(), compareCmd(), memoryCmd(), hitRatioCmd(),
+			runCmd(), compareCmd(), memoryCmd(), hitRatioCmd(), calcifyCmd(),
 			{
 				Name:  "scenarios",
 				Usage: "list the built-in scenario matrix and its named sets",
@@ -268,6 +268,59 @@ func servers(c *cli.Context, env *bench.Env) (specs []bench.ServerSpec, failed m
 		}
 	}
 	return specs, failed, cleanup, nil
+}
+
+func calcifyCmd() *cli.Command {
+	return &cli.Command{
+		Name:  "calcify",
+		Usage: "fill with small values, switch to large ones; report how long each server's hit ratio takes to recover (slab rebalancing)",
+		Flags: append(serverFlags(16),
+			&cli.Uint64Flag{Name: "small-keys", Value: 150000, Usage: "keys of small values filling the server first"},
+			&cli.IntFlag{Name: "small-size", Value: 100, Usage: "small value size in bytes"},
+			&cli.Uint64Flag{Name: "large-keys", Value: 1200, Usage: "keys of large values after the switch (their data should fit -m)"},
+			&cli.IntFlag{Name: "large-size", Value: 10000, Usage: "large value size in bytes"},
+			&cli.DurationFlag{Name: "window", Value: time.Second, Usage: "hit ratio sampling window"},
+			&cli.DurationFlag{Name: "max-time", Value: 60 * time.Second, Usage: "how long to wait for recovery"},
+			&cli.Float64Flag{Name: "target", Value: 0.9, Usage: "hit ratio that counts as recovered"},
+			&cli.IntFlag{Name: "conns", Aliases: []string{"c"}, Value: 16, Usage: "connections"},
+			&cli.IntFlag{Name: "pipeline", Aliases: []string{"P"}, Value: 10, Usage: "requests in flight per connection"},
+			&cli.StringFlag{Name: "evictions", Usage: "comma-separated gocached eviction policies to run side by side, each as gocached-POLICY"},
+		),
+		Action: func(c *cli.Context) error {
+			env := bench.CurrentEnv()
+			specs, failed, cleanup, err := servers(c, &env)
+			defer cleanup()
+			if err != nil {
+				return err
+			}
+			if ev := c.String("evictions"); ev != "" {
+				specs = perEviction(specs, failed, strings.Split(ev, ","))
+			}
+			o := bench.CalcifyOptions{Servers: specs, SmallKeys: c.Uint64("small-keys"), SmallSize: c.Int("small-size"),
+				LargeKeys: c.Uint64("large-keys"), LargeSize: c.Int("large-size"), Window: c.Duration("window"),
+				MaxTime: c.Duration("max-time"), Target: c.Float64("target"), Conns: c.Int("conns"),
+				Pipeline: c.Int("pipeline"), Reps: c.Int("reps"), Log: logw(c), Failed: failed}
+			rep := bench.Calcify(c.Context, o)
+			for _, r := range rep.Runs {
+				if r.Version != "" {
+					env.Versions[r.Server] = r.Version
+				}
+			}
+			rep.Env = env
+			rep.Options = map[string]any{"small_keys": o.SmallKeys, "small_size": o.SmallSize, "large_keys": o.LargeKeys,
+				"large_size": o.LargeSize, "window": o.Window.String(), "max_time": o.MaxTime.String(), "target": o.Target,
+				"memory_mb": c.Int("memory"), "reps": o.Reps}
+			fmt.Printf("gocached-bench calcify  %s  %d x %d B, then %d x %d B, -m %d, recovered at hit ratio %.2f\n\n",
+				env.Date.Format(time.RFC3339), o.SmallKeys, o.SmallSize, o.LargeKeys, o.LargeSize, c.Int("memory"), o.Target)
+			bench.WriteCalcifyTable(os.Stdout, rep, specs, o.MaxTime)
+			jp := stamp(c.String("out"), "calcify", ".json")
+			if err := bench.WriteJSON(jp, rep); err != nil {
+				return err
+			}
+			fmt.Println("\nwrote", jp)
+			return c.Context.Err()
+		},
+	}
 }
 
 // perEviction replaces the gocached spec by one per eviction policy, named
