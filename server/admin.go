@@ -14,7 +14,7 @@ import (
 // with memcached 1.6.18's replies, and routes watch to watch.go. misbehave
 // and debugtime are not built and answer ERROR (refresh_certs is answered in tls.go).
 func (c *conn) execAdmin() {
-	switch c.req.Command {
+	switch c.work.req.Command {
 	case protocol.CmdLruCrawler:
 		c.execLruCrawler()
 	case protocol.CmdSlabs:
@@ -51,8 +51,8 @@ func parseInt(b []byte) (int64, bool) {
 // setNoReplyMaybe is memcached's set_noreply_maybe: a last token
 // "noreply" silences the reply.
 func (c *conn) setNoReplyMaybe() {
-	if n := len(c.req.Args); n > 0 && string(c.req.Args[n-1]) == "noreply" {
-		c.req.NoReply = true
+	if n := len(c.work.req.Args); n > 0 && string(c.work.req.Args[n-1]) == "noreply" {
+		c.work.req.NoReply = true
 	}
 }
 
@@ -77,7 +77,7 @@ func parseClassList(arg []byte) ([]int, bool) {
 }
 
 func (c *conn) execLruCrawler() {
-	args := c.req.Args
+	args := c.work.req.Args
 	store := c.srv.store
 	if len(args) == 2 {
 		switch string(args[0]) {
@@ -267,7 +267,7 @@ func appendMgDump(b []byte, d *slab.DumpItem) []byte {
 }
 
 func (c *conn) execSlabs() {
-	args := c.req.Args
+	args := c.work.req.Args
 	store := c.srv.store
 	switch {
 	case len(args) == 3 && string(args[0]) == "reassign":
@@ -332,7 +332,7 @@ func (c *conn) execSlabs() {
 // applies them to the store. "lru temp_ttl N" turns the TEMP LRU on with
 // temporary_ttl N; a negative N turns it off, keeping the old value.
 func (c *conn) execLru() {
-	args := c.req.Args
+	args := c.work.req.Args
 	c.setNoReplyMaybe()
 	_, noMaintainer := c.srv.cfg.Extended["no_lru_maintainer"]
 	switch {
@@ -389,7 +389,7 @@ func (c *conn) execStatsAdmin(sub string) {
 		c.replyError(protocol.ErrUnknownCommand)
 		return
 	}
-	args := c.req.Args
+	args := c.work.req.Args
 	if c.srv.cfg.DisableDumping {
 		c.replyError("CLIENT_ERROR stats cachedump not allowed")
 		return

@@ -32,6 +32,16 @@ const (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBufSize); return &b }}
 
+// connWork is a connection's request state, needed only while it has
+// input: pooled with the buffers, it takes about 1 KB off each idle
+// connection.
+type connWork struct {
+	req     protocol.Request
+	metaKey [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
+}
+
+var workPool = sync.Pool{New: func() any { return new(connWork) }}
+
 // wireProtocol is the protocol a connection speaks, fixed by its first byte.
 type wireProtocol uint8
 
@@ -85,9 +95,8 @@ type conn struct {
 	bigBuf      int                // size of rbuf while charged to srv.bigBufs, else 0
 	wbufCharged int                // bytes of wbuf's growth charged to srv.bigBufs
 	scratch     []byte             // value copies for retrievals
-	req         protocol.Request
-	metaKey     [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
-	closing     bool                        // close after writing the pending replies
+	work        *connWork          // request state, pooled with the buffers while idle
+	closing     bool               // close after writing the pending replies
 	proto       wireProtocol
 	lastCmd     atomic.Int64
 	stats       connStats
@@ -112,6 +121,9 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 
 // acquireBuffers gives the connection pooled read and write buffers.
 func (c *conn) acquireBuffers() {
+	if c.work == nil {
+		c.work = workPool.Get().(*connWork)
+	}
 	if c.rbuf == nil {
 		c.rpool = bufPool.Get().(*[]byte)
 		c.rbuf = *c.rpool
@@ -137,6 +149,10 @@ func (c *conn) releaseBuffers() {
 	c.releaseBigBuf()
 	c.rbuf, c.wbuf = nil, nil
 	c.rpos, c.rend = 0, 0
+	if c.work != nil {
+		workPool.Put(c.work)
+		c.work = nil
+	}
 	if cap(c.scratch) > initialBufSize {
 		c.scratch = nil
 	}
@@ -387,13 +403,13 @@ func (c *conn) process() {
 
 // reply appends a reply line unless the request asked for silence.
 func (c *conn) reply(b []byte) {
-	if !c.req.NoReply {
+	if !c.work.req.NoReply {
 		c.wbuf = append(c.wbuf, b...)
 	}
 }
 
 func (c *conn) replyError(e protocol.Reply) {
-	if !c.req.NoReply {
+	if !c.work.req.NoReply {
 		c.wbuf = protocol.AppendLine(c.wbuf, string(e))
 	}
 }

@@ -16,11 +16,11 @@ const ErrMetaDebugDisabled protocol.Reply = "CLIENT_ERROR meta debug not allowed
 func (c *conn) execMeta() {
 	atomic.AddUint64(&c.stats.cmdMeta, 1)
 	var m protocol.MetaFlags
-	if err := protocol.ParseMeta(&c.req, c.metaKey[:], &m); err != nil {
+	if err := protocol.ParseMeta(&c.work.req, c.work.metaKey[:], &m); err != nil {
 		c.replyError(err.(protocol.Reply))
 		return
 	}
-	switch c.req.Command {
+	switch c.work.req.Command {
 	case protocol.CmdMetaGet:
 		c.metaGet(&m)
 	case protocol.CmdMetaDelete:
@@ -128,7 +128,7 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 // execMetaSet answers ms, whose data block follows its line.
 func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	var m protocol.MetaFlags
-	if err := protocol.ParseMeta(&c.req, c.metaKey[:], &m); err != nil {
+	if err := protocol.ParseMeta(&c.work.req, c.work.metaKey[:], &m); err != nil {
 		c.rpos += lineLen
 		if m.Size >= 0 {
 			c.swallow = m.Size + 2

@@ -78,7 +78,7 @@ func (s *connStats) reset() {
 }
 
 func (c *conn) execStats() {
-	args := c.req.Args
+	args := c.work.req.Args
 	sub := ""
 	if len(args) > 0 {
 		sub = string(args[0])

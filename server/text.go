@@ -17,7 +17,7 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 	if !c.auth.ok && c.srv.cfg.AuthFile != "" {
 		return c.execASCIIAuth(buf)
 	}
-	r := &c.req
+	r := &c.work.req
 	n, err := protocol.ParseLine(buf, r, maxGetLine)
 	switch {
 	case err == protocol.ErrIncomplete:
@@ -108,7 +108,7 @@ func countSetCmd(st *connStats, res slab.Result) {
 }
 
 func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
-	r := &c.req
+	r := &c.work.req
 	if c.itemTooLarge(len(r.Key), r.Bytes) {
 		c.rpos += lineLen
 		c.swallow = r.Bytes + 2
@@ -164,7 +164,7 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 }
 
 func (c *conn) execRetrieval() {
-	r := &c.req
+	r := &c.work.req
 	withCAS := r.Command == protocol.CmdGets || r.Command == protocol.CmdGats
 	var opt *slab.GetOptions
 	var gat slab.GetOptions
@@ -206,9 +206,9 @@ func (c *conn) execRetrieval() {
 }
 
 func (c *conn) execDelete() {
-	c.srv.prefixes.record(c.req.Key, prefixDelete)
-	c.srv.watch.peek(c, c.req.Key)
-	switch c.srv.store.Delete(c.req.Key, 0, false, 0) {
+	c.srv.prefixes.record(c.work.req.Key, prefixDelete)
+	c.srv.watch.peek(c, c.work.req.Key)
+	switch c.srv.store.Delete(c.work.req.Key, 0, false, 0) {
 	case slab.Deleted:
 		c.reply(protocol.ReplyDeleted)
 	default:
@@ -217,7 +217,7 @@ func (c *conn) execDelete() {
 }
 
 func (c *conn) execArith() {
-	r := &c.req
+	r := &c.work.req
 	c.srv.watch.peek(c, r.Key)
 	v, _, res := c.srv.store.Arith(r.Key, r.Command == protocol.CmdIncr, r.Delta, nil)
 	switch res {
@@ -237,9 +237,9 @@ func (c *conn) execArith() {
 
 func (c *conn) execTouch() {
 	atomic.AddUint64(&c.stats.cmdTouch, 1)
-	exp := c.srv.absExptime(c.req.Exptime, c.srv.now())
-	c.srv.watch.peek(c, c.req.Key)
-	if c.srv.store.Touch(c.req.Key, exp) == slab.Touched {
+	exp := c.srv.absExptime(c.work.req.Exptime, c.srv.now())
+	c.srv.watch.peek(c, c.work.req.Key)
+	if c.srv.store.Touch(c.work.req.Key, exp) == slab.Touched {
 		atomic.AddUint64(&c.stats.touchHits, 1)
 		c.reply(protocol.ReplyTouched)
 		return
@@ -249,7 +249,7 @@ func (c *conn) execTouch() {
 }
 
 func (c *conn) execFlushAll() {
-	r := &c.req
+	r := &c.work.req
 	if c.srv.cfg.DisableFlushAll {
 		c.replyError("CLIENT_ERROR flush_all not allowed")
 		return
@@ -281,7 +281,7 @@ func (s *Server) flushAll(delay int64) {
 }
 
 func (c *conn) execVerbosity() {
-	r := &c.req
+	r := &c.work.req
 	level, ok := protocol.ParseUint64(r.Args[0])
 	if !ok {
 		c.replyError(protocol.ErrBadFormat)
@@ -296,7 +296,7 @@ func (c *conn) execShutdown() {
 		c.replyError("ERROR: shutdown not enabled")
 		return
 	}
-	if len(c.req.Args) > 0 && !bytes.Equal(c.req.Args[0], []byte("graceful")) {
+	if len(c.work.req.Args) > 0 && !bytes.Equal(c.work.req.Args[0], []byte("graceful")) {
 		c.replyError(protocol.ErrUnknownCommand)
 		return
 	}
@@ -306,7 +306,7 @@ func (c *conn) execShutdown() {
 }
 
 func (c *conn) execCacheMemlimit() {
-	mb, ok := protocol.ParseUint64(c.req.Args[0])
+	mb, ok := protocol.ParseUint64(c.work.req.Args[0])
 	switch {
 	case !ok:
 		c.replyError(protocol.ErrUnknownCommand)

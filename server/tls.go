@@ -296,7 +296,7 @@ func (c *conn) execRefreshCerts() {
 		c.wbuf = append(c.wbuf, "\r\n"...)
 		return
 	}
-	args := c.req.Args
+	args := c.work.req.Args
 	if len(args) > 0 && string(args[len(args)-1]) == "noreply" {
 		return
 	}

@@ -277,7 +277,7 @@ func (c *conn) execDatagram(payload []byte, resps []udpResp) []udpResp {
 // udpMultiGet reports whether buf starts with a get, gets, gat or gats line
 // of several keys, which UDP answers one message a key.
 func (c *conn) udpMultiGet(buf []byte) (lineLen int, keys [][]byte, multi bool) {
-	r := &c.req
+	r := &c.work.req
 	n, err := protocol.ParseLine(buf, r, maxGetLine)
 	if err != nil || len(r.Keys) < 2 {
 		return 0, nil, false
@@ -294,7 +294,7 @@ func (c *conn) udpMultiGet(buf []byte) (lineLen int, keys [][]byte, multi bool) 
 // memcached does when it cannot build a get's reply, and the rest of the
 // datagram is ignored.
 func (c *conn) execUDPMultiGet(lineLen int, keys [][]byte, resps []udpResp, budget int) []udpResp {
-	r := &c.req
+	r := &c.work.req
 	c.rpos += lineLen
 	first, pstart := len(resps), c.udpPos()
 	for i := range keys {

@@ -437,9 +437,9 @@ func (c *conn) execWatch() {
 	}
 	c.setNoReplyMaybe()
 	kinds := watchFetchers
-	if len(c.req.Args) > 0 {
+	if len(c.work.req.Args) > 0 {
 		kinds = 0
-		for _, a := range c.req.Args {
+		for _, a := range c.work.req.Args {
 			switch string(a) {
 			case "fetchers":
 				kinds |= watchFetchers
