@@ -222,10 +222,11 @@ func TestModelConcurrent(t *testing.T) {
 			for s.mv.running.Load() {
 				time.Sleep(time.Millisecond)
 			}
+			// Pages moved depends on scheduling: logged, not required.
 			st := s.Stats()
 			t.Logf("%d evictions, %d pages moved", st.Evictions, st.SlabsMoved)
-			if st.Evictions == 0 || st.SlabsMoved == 0 {
-				t.Errorf("%d evictions, %d pages moved: the test is too light", st.Evictions, st.SlabsMoved)
+			if st.Evictions == 0 {
+				t.Errorf("no evictions: the test is too light")
 			}
 			checkStore(t, s)
 		})
