@@ -461,3 +461,16 @@ func calcifyRun(ctx context.Context, spec ServerSpec, o CalcifyOptions, cr *Calc
 	}
 	cr.OK = true
 }
+
+// ServerVersion returns the server a run measured and the version it
+// reported (for the report's environment).
+func (r RunRecord) ServerVersion() (string, string) { return r.Server, r.Version }
+
+// ServerVersion is RunRecord's.
+func (r MemoryRun) ServerVersion() (string, string) { return r.Server, r.Version }
+
+// ServerVersion is RunRecord's.
+func (r HitRatioRun) ServerVersion() (string, string) { return r.Server, r.Version }
+
+// ServerVersion is RunRecord's.
+func (r CalcifyRun) ServerVersion() (string, string) { return r.Server, r.Version }

@@ -361,15 +361,24 @@ func (b *bufBudget) reserve(n int) bool {
 
 func (b *bufBudget) release(n int) { b.used.Add(-int64(n)) }
 
+// swallowInput discards what has arrived of a refused value (c.swallow)
+// and reports whether there was any to discard.
+func (c *conn) swallowInput() bool {
+	if c.swallow == 0 {
+		return false
+	}
+	n := min(c.swallow, c.rend-c.rpos)
+	c.swallow -= n
+	c.rpos += n
+	return true
+}
+
 // process executes every complete request in the read buffer, appending
 // replies to the write buffer.
 func (c *conn) process() {
 	defer c.shrink()
 	for c.rpos < c.rend && !c.closing {
-		if c.swallow > 0 {
-			n := min(c.swallow, c.rend-c.rpos)
-			c.swallow -= n
-			c.rpos += n
+		if c.swallowInput() {
 			continue
 		}
 		buf := c.rbuf[c.rpos:c.rend]

@@ -235,10 +235,7 @@ func (c *conn) execDatagram(payload []byte, resps []udpResp) []udpResp {
 	c.wbuf = c.wbuf[:0]
 	budget := c.srv.udpReplyBudget()
 	for c.rpos < c.rend && !c.closing && c.udpPos() <= budget {
-		if c.swallow > 0 {
-			n := min(c.swallow, c.rend-c.rpos)
-			c.swallow -= n
-			c.rpos += n
+		if c.swallowInput() {
 			continue
 		}
 		buf := c.rbuf[c.rpos:c.rend]

@@ -91,6 +91,9 @@ func (s *Store) classOf(h uint32) *class {
 
 // classFor returns the class for an item of layout l.
 func (s *Store) classFor(l layout) *class {
+	if l.cls != nil {
+		return l.cls
+	}
 	if l.nchunks > 1 {
 		return s.classes[len(s.classes)-1]
 	}

@@ -106,13 +106,14 @@ var le = binary.LittleEndian
 type layout struct {
 	nkey     int
 	vlen     int
-	ext      bool // the length is stored after the key
-	flagsOff int  // offset of the flags, 0 when flags are 0
-	linkOff  int  // offset of the LRU links, 0 when the item has none
-	tableOff int  // offset of the chain table (chained items)
-	valOff   int  // offset of the value in the head chunk
-	nchunks  int  // 1, or the number of full-page chunks of a chained item
-	total    int  // bytes accounted for the item ("bytes" stat)
+	ext      bool   // the length is stored after the key
+	flagsOff int    // offset of the flags, 0 when flags are 0
+	linkOff  int    // offset of the LRU links, 0 when the item has none
+	tableOff int    // offset of the chain table (chained items)
+	valOff   int    // offset of the value in the head chunk
+	nchunks  int    // 1, or the number of full-page chunks of a chained item
+	total    int    // bytes accounted for the item ("bytes" stat)
+	cls      *class // the item's class when layoutFor looked it up, else nil (classFor)
 }
 
 // makeLayout computes the layout of an item with the given key and value
@@ -152,9 +153,10 @@ func makeLayout(nkey, vlen int, hasFlags, links, ext bool, pageSize int) layout 
 // a byte of slack where its class allows, else stored; with LRU links
 // under the list policies, and under CLOCK only in the last class.
 func (s *Store) layoutFor(nkey, vlen int, hasFlags bool) layout {
-	if l := makeLayout(nkey, vlen, hasFlags, s.linkAll, false, s.pageSize); l.nchunks == 1 && l.total <= s.halfSize &&
-		s.classFor(l).size-l.total <= slackMax {
-		return l
+	if l := makeLayout(nkey, vlen, hasFlags, s.linkAll, false, s.pageSize); l.nchunks == 1 && l.total <= s.halfSize {
+		if l.cls = s.classFor(l); l.cls.size-l.total <= slackMax {
+			return l
+		}
 	}
 	return s.extLayout(nkey, vlen, hasFlags)
 }

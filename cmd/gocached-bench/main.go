@@ -257,6 +257,9 @@ func servers(c *cli.Context, env *bench.Env) (specs []bench.ServerSpec, failed m
 		{Name: "gocached", Bin: gbin, MemMB: c.Int("memory"), CPU: cpu, Extra: c.StringSlice("gocached-args")},
 		{Name: "memcached", Bin: mbin, MemMB: c.Int("memory"), CPU: cpu, Extra: c.StringSlice("memcached-args")},
 	}
+	if ev := c.String("evictions"); ev != "" { // modes with an --evictions flag
+		specs = perEviction(specs, failed, strings.Split(ev, ","))
+	}
 	for _, s := range specs {
 		env.Bins[s.Name] = s.Bin
 	}
@@ -293,19 +296,12 @@ func calcifyCmd() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if ev := c.String("evictions"); ev != "" {
-				specs = perEviction(specs, failed, strings.Split(ev, ","))
-			}
 			o := bench.CalcifyOptions{Servers: specs, SmallKeys: c.Uint64("small-keys"), SmallSize: c.Int("small-size"),
 				LargeKeys: c.Uint64("large-keys"), LargeSize: c.Int("large-size"), Window: c.Duration("window"),
 				MaxTime: c.Duration("max-time"), Target: c.Float64("target"), Conns: c.Int("conns"),
 				Pipeline: c.Int("pipeline"), Reps: c.Int("reps"), Log: logw(c), Failed: failed}
 			rep := bench.Calcify(c.Context, o)
-			for _, r := range rep.Runs {
-				if r.Version != "" {
-					env.Versions[r.Server] = r.Version
-				}
-			}
+			fillVersions(&env, rep.Runs)
 			rep.Env = env
 			rep.Options = map[string]any{"small_keys": o.SmallKeys, "small_size": o.SmallSize, "large_keys": o.LargeKeys,
 				"large_size": o.LargeSize, "window": o.Window.String(), "max_time": o.MaxTime.String(), "target": o.Target,
@@ -390,7 +386,7 @@ func compareCmd() *cli.Command {
 				o.Progress = os.Stderr
 			}
 			rep := bench.Compare(c.Context, o)
-			fillVersions(&env, rep)
+			fillVersions(&env, rep.Runs)
 			rep.Env = env
 			rep.Options = map[string]any{"scenarios": c.String("scenarios"), "reps": o.Reps, "conns": o.Base.Conns,
 				"keys": o.Base.Keys, "duration": o.Base.Duration.String(), "memory_mb": c.Int("memory"),
@@ -420,10 +416,11 @@ func compareCmd() *cli.Command {
 	}
 }
 
-func fillVersions(env *bench.Env, rep *bench.CompareReport) {
-	for _, r := range rep.Runs {
-		if r.Version != "" {
-			env.Versions[r.Server] = r.Version
+// fillVersions records in env the version each server's runs reported.
+func fillVersions[R interface{ ServerVersion() (string, string) }](env *bench.Env, runs []R) {
+	for _, r := range runs {
+		if server, version := r.ServerVersion(); version != "" {
+			env.Versions[server] = version
 		}
 	}
 }
@@ -452,11 +449,7 @@ func memoryCmd() *cli.Command {
 			}
 			rep := bench.Memory(c.Context, bench.MemoryOptions{Servers: specs, Items: n, Size: size, SizeMax: sizeMax,
 				Reps: c.Int("reps"), Conns: c.Int("conns"), Log: logw(c), Failed: failed})
-			for _, r := range rep.Runs {
-				if r.Version != "" {
-					env.Versions[r.Server] = r.Version
-				}
-			}
+			fillVersions(&env, rep.Runs)
 			rep.Env = env
 			rep.Options = map[string]any{"items": n, "size": size, "size_max": sizeMax, "memory_mb": c.Int("memory"), "reps": c.Int("reps")}
 			sz := strconv.Itoa(size)
@@ -500,18 +493,11 @@ func hitRatioCmd() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if ev := c.String("evictions"); ev != "" {
-				specs = perEviction(specs, failed, strings.Split(ev, ","))
-			}
 			o := bench.HitRatioOptions{Servers: specs, Keys: c.Uint64("keys"), Size: c.Int("size"), Dist: d,
 				Ops: c.Int64("ops"), Warmup: c.Int64("warmup"), Conns: c.Int("conns"), Pipeline: c.Int("pipeline"),
 				Reps: c.Int("reps"), Log: logw(c), Failed: failed}
 			rep := bench.HitRatio(c.Context, o)
-			for _, r := range rep.Runs {
-				if r.Version != "" {
-					env.Versions[r.Server] = r.Version
-				}
-			}
+			fillVersions(&env, rep.Runs)
 			rep.Env = env
 			rep.Options = map[string]any{"keys": o.Keys, "size": o.Size, "dist": d.String(), "ops": o.Ops,
 				"warmup": o.Warmup, "memory_mb": c.Int("memory"), "reps": o.Reps}
