@@ -245,6 +245,15 @@ func (s *Store) releaseLocked(c *class, h uint32, b []byte) {
 	s.lruUnlink(c, h, b)
 	c.items--
 	c.bytes -= uint64(l.total)
+	if s.retire(h, b) {
+		return // pinned by a reply in flight: its last Unpin frees it (pin.go)
+	}
+	s.freeChunks(c, h, b, l)
+}
+
+// freeChunks frees the chunks of the item h (head chunk b, layout l),
+// which is out of the index and the LRU. c.mu held.
+func (s *Store) freeChunks(c *class, h uint32, b []byte, l layout) {
 	for i := 1; i < l.nchunks; i++ {
 		s.freeChunk(c, chainHandle(b, l, i))
 	}

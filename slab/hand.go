@@ -75,7 +75,7 @@ func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
 			setHits(b, hits-1)
 			st.mu.Unlock()
 			continue
-		case s.cfg.DisableEvictions:
+		case !s.evictable(h):
 			st.mu.Unlock()
 			continue
 		default:

@@ -349,6 +349,15 @@ func (w *valueWriter) write(p []byte) {
 	}
 }
 
+// writeFrom writes value, or the reserved value of res when it is not nil.
+func (w *valueWriter) writeFrom(value []byte, res *Reservation) {
+	if res != nil {
+		res.writeValue(w)
+		return
+	}
+	w.write(value)
+}
+
 // copyValue writes the value of the item at (b, l) through w.
 func (w *valueWriter) copyValue(b []byte, l layout) {
 	for i := 0; i < l.nchunks; i++ {

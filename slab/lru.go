@@ -380,6 +380,14 @@ func (s *Store) reclaimItem(c *class, st *stripe, tag, h uint32, b []byte) {
 	s.releaseLocked(c, h, b)
 }
 
+// evictable reports whether the live item h may be evicted: not with
+// evictions disabled (-M), and not while a reply is being written from it
+// (pinned: evicting it would free nothing, pin.go). Every policy asks it
+// before choosing a victim. h's stripe lock held.
+func (s *Store) evictable(h uint32) bool {
+	return !s.cfg.DisableEvictions && !s.pinned(h)
+}
+
 // evictItem evicts the live item h. c.mu and its stripe lock held.
 func (s *Store) evictItem(c *class, st *stripe, tag, h uint32, b []byte, now uint32) {
 	st.removeAt(st.posOf(tag, h))
@@ -470,7 +478,7 @@ func (s *Store) evictCold(c *class, held int, now uint32, fseq uint64, segmented
 			continue
 		}
 		tries++
-		if victim == 0 && !s.cfg.DisableEvictions {
+		if victim == 0 && s.evictable(h) {
 			victim, vst, vtag = h, st, tag
 		} else if st != vst {
 			st.mu.Unlock()
@@ -626,7 +634,7 @@ func (s *Store) s3Step(c *class, seg, held int, now uint32, fseq uint64, force b
 			s.moveTo(c, h, b, segCold)
 			c.movesWithinLRU++
 			r = stepMoved
-		case s.cfg.DisableEvictions:
+		case !s.evictable(h):
 			st.mu.Unlock()
 			h = prev
 			continue

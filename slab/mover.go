@@ -67,6 +67,7 @@ type mover struct {
 	evictKick chan int // mode 2: class ids that just evicted
 
 	moved, rescues, evictionsNomem, inlineReclaim, busyItems atomic.Uint64
+	aborted                                                  atomic.Uint64 // moves given up (maxMovePasses)
 
 	// automove samples, used by the maintenance goroutine only
 	window  [][]amSample // per class, a ring of window samples
@@ -308,6 +309,16 @@ func (s *Store) emptyPage(c *class) uint32 {
 	last := c == s.classes[len(s.classes)-1]
 	for pass := 0; ; pass++ {
 		c.mu.Lock()
+		if pass >= maxMovePasses {
+			// A reservation still being filled, or an item pinned by a
+			// client that does not read its reply, can hold a chunk of
+			// the page for as long as the client likes: give up this
+			// move rather than wait for it.
+			s.abortMove(c, pg, last)
+			c.mu.Unlock()
+			s.mv.aborted.Add(1)
+			return 0
+		}
 		if !settled && c.inflight == 0 {
 			settled = true
 		}
@@ -333,6 +344,35 @@ func (s *Store) emptyPage(c *class) uint32 {
 		}
 		c.mu.Unlock()
 		backoff(pass)
+	}
+}
+
+// maxMovePasses bounds the passes emptyPage makes over a page (about
+// 1.5 s with backoff's sleeps) before it gives the page back to its class.
+var maxMovePasses = 2000 // a variable for tests
+
+// abortMove ends the move of page pg of c: the page's free chunks return
+// to the free list and chunks freed on it later go there too. last: c is
+// the last class (one chunk per page, which may be a continuation chunk
+// without a header). c.mu held.
+func (s *Store) abortMove(c *class, pg uint32, last bool) {
+	free := c.movingFree
+	c.moving, c.movingFree = 0, 0
+	if last {
+		if free > 0 {
+			markFree(s.chunk(pg<<s.chunkBits), c.free)
+			c.free = pg << s.chunkBits
+			c.nfree++
+		}
+		return
+	}
+	for i := c.perPage - 1; i >= 0; i-- {
+		h := pg<<s.chunkBits | uint32(i)
+		if b := s.chunk(h); isFree(b) {
+			markFree(b, c.free)
+			c.free = h
+			c.nfree++
+		}
 	}
 }
 
@@ -366,6 +406,11 @@ func (s *Store) clearPage(c *class, pg uint32, limit int) {
 		pos := st.posOf(uint32(hv>>32), h)
 		if pos < 0 { // cannot happen: a linked item is indexed under its stripe lock
 			st.mu.Unlock()
+			continue
+		}
+		if s.pinned(h) { // a reply is being written from it: wait (pin.go)
+			st.mu.Unlock()
+			s.mv.busyItems.Add(1)
 			continue
 		}
 		switch {
@@ -456,6 +501,11 @@ func (s *Store) clearLastPageList(c *class, pg uint32, seg int) bool {
 		owns := h>>s.chunkBits == pg
 		for i := 1; i < l.nchunks && !owns; i++ {
 			owns = chainHandle(b, l, i)>>s.chunkBits == pg
+		}
+		if owns && s.pinned(h) { // a reply is being written from it: wait (pin.go)
+			st.mu.Unlock()
+			s.mv.busyItems.Add(1)
+			return true
 		}
 		if owns {
 			if pos := st.posOf(uint32(hv>>32), h); pos >= 0 {

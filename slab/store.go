@@ -50,6 +50,7 @@ type Store struct {
 	temp     atomic.Uint64           // TEMP LRU: tempOn | uint32(temporary_ttl) (temp.go)
 
 	onEvict evictHook // eviction callback (evicthook.go), nil = none
+	pins    pinTable  // items pinned by replies in flight (pin.go)
 
 	mv      mover   // slab rebalancing (mover.go)
 	crawler crawler // LRU crawler (crawler.go)
@@ -473,11 +474,23 @@ func itemInfo(s *Store, b []byte, l layout) Item {
 // TokenSent reports that a token had already been sent (meta Z). Winning
 // marks the item so later callers see TokenSent.
 func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
+	st, _, b, l, it, ok := s.get(key, opt)
+	if st == nil {
+		return dst, it, ok
+	}
+	dst = s.appendValue(dst, b, l)
+	st.mu.Unlock()
+	return dst, it, true
+}
+
+// get is Get's lookup. On a hit it returns with the key's stripe locked
+// (st), the item's handle, head chunk and layout; on a miss, or a
+// vivifying miss (which returns ok), st is nil and no lock is held.
+func (s *Store) get(key []byte, opt *GetOptions) (st *stripe, h uint32, b []byte, l layout, it Item, ok bool) {
 	now, fseq := s.now()
 	st, si, tag := s.stripeFor(key)
 	st.mu.Lock()
-	pos, h, b, why := s.lookup(st, tag, key, now, fseq)
-	_ = pos
+	_, h, b, why := s.lookup(st, tag, key, now, fseq)
 	switch why {
 	case expired:
 		st.ctr.getExpired++
@@ -487,16 +500,16 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 	if h == 0 {
 		miss := missOf(why)
 		if opt != nil && opt.Vivify && len(key) <= maxKeyLen {
-			it, ok := s.vivify(st, si, tag, key, now, fseq, opt)
+			it, ok = s.vivify(st, si, tag, key, now, fseq, opt)
 			st.mu.Unlock()
 			it.Miss = miss
-			return dst, it, ok
+			return nil, 0, nil, l, it, ok
 		}
 		st.mu.Unlock()
-		return dst, Item{Miss: miss}, false
+		return nil, 0, nil, l, Item{Miss: miss}, false
 	}
-	l := s.readLayout(b)
-	it := itemInfo(s, b, l)
+	l = s.readLayout(b)
+	it = itemInfo(s, b, l)
 	if opt != nil {
 		won := false
 		if opt.RecacheBelow > 0 && !it.TokenSent && it.Exptime != 0 && it.Exptime-int64(now) < opt.RecacheBelow {
@@ -528,9 +541,7 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 		s.noteHit(si, h, b)
 		s.touchAccess(h, b, now)
 	}
-	dst = s.appendValue(dst, b, l)
-	st.mu.Unlock()
-	return dst, it, true
+	return st, h, b, l, it, true
 }
 
 // missOf maps lookup's why (no item found) to a Miss.
@@ -590,13 +601,26 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	if opt != nil {
 		o = *opt
 	}
+	return s.set(key, value, nil, o)
+}
+
+// set is Set; with res the value is the reservation's, whose chunk becomes
+// the item (the caller frees it unless set took it).
+func (s *Store) set(key, value []byte, res *Reservation, o SetOptions) (Result, uint64) {
+	vlen := len(value)
+	if res != nil {
+		vlen = res.l.vlen
+	}
 	now, fseq := s.now()
 	mode := o.Mode
 	if o.CAS != 0 && (mode == ModeSet || mode == ModeReplace) {
 		mode = ModeCAS
 	}
 	st, si, tag := s.stripeFor(key)
-	l := s.layoutFor(len(key), len(value), o.Flags != 0)
+	l := s.layoutFor(len(key), vlen, o.Flags != 0)
+	if res != nil {
+		l = res.l
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	pos, old, oldb, _ := s.lookup(st, tag, key, now, fseq)
@@ -667,7 +691,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 		}
 		ol := s.readLayout(oldb)
 		flags, exp = itemFlags(oldb, ol), itemExp(oldb)
-		nl := s.layoutFor(len(key), ol.vlen+len(value), flags != 0)
+		nl := s.layoutFor(len(key), ol.vlen+vlen, flags != 0)
 		if nl.total > s.cfg.MaxItemSize {
 			return NotStored, 0
 		}
@@ -680,20 +704,25 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 		writeHeader(b, nl, key, flags, exp, now, cas)
 		w := s.newValueWriter(b, nl)
 		if mode == ModePrepend {
-			w.write(value)
+			w.writeFrom(value, res)
 		}
 		w.copyValue(oldb, ol)
 		if mode == ModeAppend {
-			w.write(value)
+			w.writeFrom(value, res)
 		}
 		s.link(st, si, tag, pos, old, oldb, h, b, nl, now, fseq)
 		return Stored, s.shownCAS(b)
 	}
 
 	if o.Flags != flags {
-		l = s.layoutFor(len(key), len(value), flags != 0)
+		l = s.layoutFor(len(key), vlen, flags != 0)
 	}
-	h := s.allocItem(l, si, now, fseq)
+	var h uint32
+	if res != nil {
+		h = res.take()
+	} else {
+		h = s.allocItem(l, si, now, fseq)
+	}
 	if h == 0 {
 		// memcached, failing to allocate the item, counts no set.
 		if mode == ModeSet && old != 0 {
@@ -711,8 +740,10 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 	if tokenSent {
 		b[offBits] |= bitTokenSent
 	}
-	w := s.newValueWriter(b, l)
-	w.write(value)
+	if res == nil {
+		w := s.newValueWriter(b, l)
+		w.write(value)
+	}
 	s.link(st, si, tag, pos, old, oldb, h, b, l, now, fseq)
 	return Stored, s.shownCAS(b)
 }
@@ -921,7 +952,8 @@ func (s *Store) Arith(key []byte, incr bool, delta uint64, opt *ArithOptions) (u
 	if o.Touch {
 		exp = expTime(o.NewExptime)
 	}
-	if len(num) <= len(val) {
+	// A pinned value is being written to a client: never rewrite it.
+	if len(num) <= len(val) && !s.pinned(h) {
 		copy(val, num)
 		for i := len(num); i < len(val); i++ {
 			val[i] = ' '
