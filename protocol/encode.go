@@ -26,18 +26,25 @@ func AppendLine(dst []byte, s string) []byte {
 // AppendValue appends a retrieval hit: "VALUE key flags bytes [cas]\r\n",
 // the value and "\r\n".
 func AppendValue(dst, key []byte, flags uint32, value []byte, cas uint64, withCAS bool) []byte {
+	dst = AppendValueHeader(dst, key, flags, len(value), cas, withCAS)
+	dst = append(dst, value...)
+	return append(dst, crlf...)
+}
+
+// AppendValueHeader appends a retrieval hit's line, "VALUE key flags bytes
+// [cas]\r\n", for a value of size bytes that the caller sends after it,
+// followed by "\r\n".
+func AppendValueHeader(dst, key []byte, flags uint32, size int, cas uint64, withCAS bool) []byte {
 	dst = append(dst, "VALUE "...)
 	dst = append(dst, key...)
 	dst = append(dst, ' ')
 	dst = strconv.AppendUint(dst, uint64(flags), 10)
 	dst = append(dst, ' ')
-	dst = strconv.AppendUint(dst, uint64(len(value)), 10)
+	dst = strconv.AppendUint(dst, uint64(size), 10)
 	if withCAS {
 		dst = append(dst, ' ')
 		dst = strconv.AppendUint(dst, cas, 10)
 	}
-	dst = append(dst, crlf...)
-	dst = append(dst, value...)
 	return append(dst, crlf...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gocached/gocached/protocol"
+	"github.com/gocached/gocached/slab"
 )
 
 const (
@@ -20,8 +21,9 @@ const (
 	// enough for a pipeline of small requests, cheap for 10K idle clients.
 	initialBufSize = 4 << 10
 	// flushThreshold makes a long pipeline of replies go out in chunks
-	// rather than growing the write buffer without bound.
-	flushThreshold = 256 << 10
+	// rather than growing the write buffer without bound (values.go has
+	// the bound on referenced item memory).
+	flushThreshold = 64 << 10
 	// maxGetLine bounds a multiget line, which memcached lets grow past
 	// protocol.MaxLineLength.
 	maxGetLine = 1 << 20
@@ -38,6 +40,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBufSize); ret
 type connWork struct {
 	req     protocol.Request
 	metaKey [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
+	line    []byte                      // command line of a value being read into its item (values.go)
 }
 
 var workPool = sync.Pool{New: func() any { return new(connWork) }}
@@ -104,10 +107,23 @@ type conn struct {
 	bin         binConn     // binary request and SASL state (binary.go)
 	auth        asciiAuth   // -Y authentication state (asciiauth.go)
 	watcher     *watcher    // set by the watch command (watch.go)
+
+	// Values between sockets and item memory (values.go).
+	datagram     bool             // UDP: replies are built in wbuf alone, values never reserved
+	swallowReply protocol.Reply   // error to answer once the swallowed value is read
+	pin          slab.Pin         // item of the value readValue left in item memory
+	spans        [][]byte         // that value's spans of item memory
+	out          net.Buffers      // pending replies that reference item memory: wbuf pieces and value spans
+	outMark      int              // wbuf[:outMark] is in out
+	outPinned    int              // bytes of item memory in out
+	outPins      []slab.Pin       // the items referenced by out
+	res          slab.Reservation // the item a storage command's value is being read into
+	valueKind    uint8            // the command reading into res (valueText, valueMeta), else valueNone
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{srv: s, nc: nc, id: id}
+	_, c.datagram = nc.(*udpNetConn)
 	if sc, ok := nc.(syscall.Conn); ok && canPeek {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -184,7 +200,10 @@ func (c *conn) wake() {
 	_ = c.nc.SetReadDeadline(time.Now())
 }
 
-func (c *conn) release() { c.releaseBuffers() }
+func (c *conn) release() {
+	c.releaseValues()
+	c.releaseBuffers()
+}
 
 func (c *conn) serve() {
 	defer func() {
@@ -215,7 +234,17 @@ func (c *conn) serve() {
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
-		if c.rpos == c.rend && c.raw != nil {
+		if c.res.Active() {
+			// A value being read straight into its item (values.go).
+			direct, err := c.readIntoValue()
+			if err != nil && !c.retryRead(err, idle) {
+				return
+			}
+			if direct {
+				continue
+			}
+		}
+		if c.rpos == c.rend && c.raw != nil && !c.res.Active() {
 			c.releaseBuffers()
 			if err := c.waitReadable(); err != nil {
 				if c.retryRead(err, idle) {
@@ -264,6 +293,12 @@ func (c *conn) retryRead(err error, idle time.Duration) bool {
 // cannot make the server hold more than the budget. Over budget, the
 // replies give way to memcached's error and the connection closes.
 func (c *conn) flush() bool {
+	if len(c.out) > 0 {
+		n, err := c.writeVectored()
+		atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
+		c.resetWbuf()
+		return err == nil
+	}
 	if len(c.wbuf) == 0 {
 		return true
 	}
@@ -283,12 +318,17 @@ func (c *conn) flush() bool {
 	atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
 	c.srv.bigBufs.release(c.wbufCharged)
 	c.wbufCharged = 0
+	c.resetWbuf()
+	return err == nil && !refused
+}
+
+// resetWbuf empties the written write buffer, dropping it for the pooled
+// one when it grew.
+func (c *conn) resetWbuf() {
 	if c.wpool != nil && cap(c.wbuf) != cap(*c.wpool) {
-		// Grown past the pooled buffer: drop the big one, keep the pooled.
 		c.wbuf = *c.wpool
 	}
 	c.wbuf = c.wbuf[:0]
-	return err == nil && !refused
 }
 
 // makeRoom ensures the read buffer can take more input: it moves unparsed
@@ -370,6 +410,10 @@ func (c *conn) swallowInput() bool {
 	n := min(c.swallow, c.rend-c.rpos)
 	c.swallow -= n
 	c.rpos += n
+	if c.swallow == 0 && c.swallowReply != "" {
+		c.wbuf = protocol.AppendLine(c.wbuf, string(c.swallowReply))
+		c.swallowReply = ""
+	}
 	return true
 }
 
@@ -379,6 +423,12 @@ func (c *conn) process() {
 	defer c.shrink()
 	for c.rpos < c.rend && !c.closing {
 		if c.swallowInput() {
+			continue
+		}
+		if c.res.Active() {
+			if !c.continueValue() {
+				break
+			}
 			continue
 		}
 		buf := c.rbuf[c.rpos:c.rend]
@@ -398,7 +448,7 @@ func (c *conn) process() {
 			}
 			return
 		}
-		if len(c.wbuf) > flushThreshold {
+		if c.repliesFull() {
 			if !c.flush() {
 				c.closing = true
 				return

@@ -57,9 +57,7 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 			opt.RecacheBelow = below
 		}
 	}
-	var it slab.Item
-	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &opt)
+	it, ok := c.readValue(m.Key, &opt)
 	c.srv.prefixes.record(m.Key, getOp(ok))
 	c.srv.watch.fetch(c, m.Key, it.Miss, it.Size)
 	// memcached counts an mg T hit as a touch (cmd_touch, touch_hits)
@@ -85,11 +83,11 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 	}
 	// C: a matching CAS withholds the value (protocol.txt).
 	value := m.Has('v') && !(m.Has('C') && m.CAS == it.CAS)
-	w := protocol.AppendMetaHeader(c.wbuf, protocol.MetaHD, value, len(c.scratch))
+	w := protocol.AppendMetaHeader(c.wbuf, protocol.MetaHD, value, it.Size)
 	for _, f := range m.Order() {
 		switch f {
 		case 's':
-			w = protocol.AppendMetaUint(w, 's', uint64(len(c.scratch)))
+			w = protocol.AppendMetaUint(w, 's', uint64(it.Size))
 		case 't':
 			w = protocol.AppendMetaInt(w, 't', ttl(it.Exptime, now))
 		case 'c':
@@ -119,10 +117,13 @@ func (c *conn) metaGet(m *protocol.MetaFlags) {
 	if it.Won {
 		w = protocol.AppendMetaFlag(w, 'W')
 	}
-	c.wbuf = protocol.AppendMetaEnd(w, c.scratch, value)
-	if cap(c.scratch) > 64<<10 {
-		c.scratch = nil
+	c.wbuf = protocol.AppendMetaEnd(w, nil, false)
+	if !value {
+		c.dropValue()
+		return
 	}
+	c.appendValueBody()
+	c.wbuf = append(c.wbuf, "\r\n"...)
 }
 
 // execMetaSet answers ms, whose data block follows its line.
@@ -139,29 +140,52 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	}
 	if c.itemTooLarge(len(m.Key), m.Size) {
 		c.rpos += lineLen
-		c.swallow = m.Size + 2
 		atomic.AddUint64(&c.stats.cmdMeta, 1)
 		atomic.AddUint64(&c.stats.storeTooLarge, 1)
 		// Stale data must not outlive a failed store (memcached unlinks it
 		// whatever the mode).
 		c.srv.store.Unlink(m.Key)
-		c.replyError(protocol.ErrTooLarge)
+		c.refuseAfterValue(m.Size+2, protocol.ErrTooLarge, c.work.req.NoReply)
 		return 0, true
 	}
 	data, dn, err := protocol.ParseData(buf[lineLen:], m.Size)
 	if err == protocol.ErrIncomplete {
-		return lineLen + m.Size + 2, false
+		if c.datagram || lineLen+m.Size+2 <= initialBufSize {
+			return lineLen + m.Size + 2, false
+		}
+		// Too large for the read buffer: read it into its item (values.go).
+		atomic.AddUint64(&c.stats.cmdMeta, 1)
+		opt := c.metaSetOptions(&m)
+		c.reserveValue(valueMeta, buf, lineLen, m.Key, m.Size, &opt, c.work.req.NoReply)
+		if !c.res.Active() {
+			c.srv.store.Unlink(m.Key) // as above, whatever the mode
+		}
+		return 0, true
 	}
 	c.logCommand(buf[:lineLen])
 	c.rpos += lineLen + dn
 	c.lastCmd.Store(c.srv.now())
 	atomic.AddUint64(&c.stats.cmdMeta, 1)
-	if err != nil {
-		atomic.AddUint64(&c.stats.cmdSet, 1)
-		c.srv.store.CountSet(m.Key, m.Size, m.Flags) // memcached counts it in its class too
-		c.replyError(protocol.ErrBadDataChunk)
-		return 0, true
+	c.storeMeta(&m, data, err != nil)
+	return 0, true
+}
+
+// finishMetaSet executes the ms command whose line is line and whose value
+// has been read into the connection's reservation; bad: the value did not
+// end with "\r\n".
+func (c *conn) finishMetaSet(line []byte, bad bool) {
+	var m protocol.MetaFlags
+	r := &c.work.req
+	if n, err := protocol.ParseLine(line, r, maxGetLine); err != nil || n != len(line) ||
+		protocol.ParseMeta(r, c.work.metaKey[:], &m) != nil {
+		c.res.Abort() // cannot happen: the line parsed before
+		return
 	}
+	c.storeMeta(&m, nil, bad)
+}
+
+// metaSetOptions returns the store options of the ms command m.
+func (c *conn) metaSetOptions(m *protocol.MetaFlags) slab.SetOptions {
 	now := c.srv.now()
 	opt := slab.SetOptions{
 		Mode:       slab.ModeSet,
@@ -184,16 +208,29 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 		opt.Vivify = true
 		opt.VivifyExptime = c.srv.absExptime(m.Vivify, now)
 	}
+	return opt
+}
+
+// storeMeta executes the ms command m whose value is data, or the
+// connection's reservation; bad: the value did not end with "\r\n".
+func (c *conn) storeMeta(m *protocol.MetaFlags, data []byte, bad bool) {
+	if bad {
+		atomic.AddUint64(&c.stats.cmdSet, 1)
+		c.srv.store.CountSet(m.Key, m.Size, m.Flags) // memcached counts it in its class too
+		c.replyError(protocol.ErrBadDataChunk)
+		return
+	}
+	opt := c.metaSetOptions(m)
 	c.srv.watch.peek(c, m.Key)
-	res, cas := c.srv.store.Set(m.Key, data, &opt)
+	res, cas := c.storeValue(m.Key, data, &opt)
 	countSetCmd(&c.stats, res)
-	c.srv.watch.store(c, m.Key, res, &opt, len(data))
+	c.srv.watch.store(c, m.Key, res, &opt, m.Size)
 	c.srv.prefixes.record(m.Key, prefixSet)
 	var code string
 	switch res {
 	case slab.Stored:
 		if m.Quiet {
-			return 0, true
+			return
 		}
 		code = protocol.MetaHD
 	case slab.NotStored:
@@ -205,11 +242,11 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	case slab.TooLarge:
 		atomic.AddUint64(&c.stats.storeTooLarge, 1)
 		c.replyError(protocol.ErrTooLarge)
-		return 0, true
+		return
 	default:
 		atomic.AddUint64(&c.stats.storeNoMemory, 1)
 		c.replyError(protocol.ErrOutOfMemory)
-		return 0, true
+		return
 	}
 	w := append(c.wbuf, code...)
 	for _, f := range m.Order() {
@@ -224,7 +261,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 			// protocol.txt: the size of the stored item (the new size
 			// after an append); memcached 1.6.18 ignores s.
 			if res == slab.Stored {
-				size := len(data)
+				size := m.Size
 				if opt.Mode == slab.ModeAppend || opt.Mode == slab.ModePrepend {
 					size = c.itemSize(m.Key, size)
 				}
@@ -233,15 +270,14 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 		}
 	}
 	c.wbuf = protocol.AppendMetaEnd(w, nil, false)
-	return 0, true
+	return
 }
 
 // itemSize looks up the value size of key without bumping it; def if the
 // item is gone.
 func (c *conn) itemSize(key []byte, def int) int {
-	var it slab.Item
-	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, &slab.GetOptions{Peek: true})
+	it, ok := c.readValue(key, &slab.GetOptions{Peek: true})
+	c.dropValue()
 	if !ok {
 		return def
 	}

@@ -191,36 +191,6 @@ func TestShutdownCommand(t *testing.T) {
 	}
 }
 
-// TestReadBufferBudget: clients that each start a large request cannot
-// together make the server hold more than read_buf_mem_limit of buffers;
-// the one over budget is told and closed, the others proceed.
-func TestReadBufferBudget(t *testing.T) {
-	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.ReadBufMemLimit = 1 << 20 })
-	header := "set k 0 0 600000\r\n"
-	var conns []net.Conn
-	var readers []*bufio.Reader
-	for i := 0; i < 3; i++ {
-		c, r := dialText(t, "tcp", addr)
-		if _, err := io.WriteString(c, header+strings.Repeat("x", 1000)); err != nil {
-			t.Fatal(err)
-		}
-		conns, readers = append(conns, c), append(readers, r)
-		time.Sleep(50 * time.Millisecond) // let the server size its buffer
-	}
-	// 600 KB buffers against a 1 MB budget: the second and third are refused.
-	for i, r := range readers[1:] {
-		if got := expectClosed(t, r); got != "SERVER_ERROR out of memory reading request\r\n" {
-			t.Fatalf("connection %d: got %q", i+2, got)
-		}
-	}
-	if _, err := io.WriteString(conns[0], strings.Repeat("x", 599000)+"\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	if line, err := readers[0].ReadString('\n'); line != "STORED\r\n" {
-		t.Fatalf("first connection: %q, %v", line, err)
-	}
-}
-
 // TestStatsGo: gocached's own "stats go" group reports the Go runtime.
 func TestStatsGo(t *testing.T) {
 	addr := testutil.StartGocached(t, nil)
@@ -293,27 +263,4 @@ func TestCachedumpExpired(t *testing.T) {
 	if got != want {
 		t.Fatalf("cachedump:\n%s\nwant:\n%s", got, want)
 	}
-}
-
-// TestWriteBufferBudget: a reply that would take the connection buffers
-// past read_buf_mem_limit is refused with memcached's error, not held.
-func TestWriteBufferBudget(t *testing.T) {
-	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.ReadBufMemLimit = 512 << 10 })
-	c, r := dialText(t, "tcp", addr)
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	// A 900 KB value built from requests that each fit the budget.
-	part := strings.Repeat("v", 300000)
-	expectReply(t, c, r, "set big 0 0 300000\r\n"+part+"\r\n", "STORED\r\n")
-	expectReply(t, c, r, "append big 0 0 300000\r\n"+part+"\r\n", "STORED\r\n")
-	expectReply(t, c, r, "append big 0 0 300000\r\n"+part+"\r\n", "STORED\r\n")
-	expectReply(t, c, r, "set small 0 0 1\r\nx\r\n", "STORED\r\n")
-	if _, err := io.WriteString(c, "get big\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	if got := expectClosed(t, r); got != "SERVER_ERROR out of memory writing get response\r\n" {
-		t.Fatalf("get over the budget: %.60q", got)
-	}
-	c2, r2 := dialText(t, "tcp", addr)
-	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
-	expectReply(t, c2, r2, "get small\r\n", "VALUE small 0 1\r\nx\r\nEND\r\n")
 }

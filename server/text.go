@@ -111,39 +111,60 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 	r := &c.work.req
 	if c.itemTooLarge(len(r.Key), r.Bytes) {
 		c.rpos += lineLen
-		c.swallow = r.Bytes + 2
 		atomic.AddUint64(&c.stats.storeTooLarge, 1)
 		if r.Command == protocol.CmdSet {
 			// Stale data must not outlive a failed overwrite.
 			c.srv.store.Unlink(r.Key)
 		}
-		c.replyError(protocol.ErrTooLarge)
+		c.refuseAfterValue(r.Bytes+2, protocol.ErrTooLarge, r.NoReply)
 		return 0, true
 	}
 	data, dn, err := protocol.ParseData(buf[lineLen:], r.Bytes)
 	if err == protocol.ErrIncomplete {
-		return lineLen + r.Bytes + 2, false
-	}
-	c.logCommand(buf[:lineLen])
-	c.srv.prefixes.record(r.Key, prefixSet)
-	c.rpos += lineLen + dn
-	c.lastCmd.Store(c.srv.now())
-	if err != nil {
-		atomic.AddUint64(&c.stats.cmdSet, 1)
-		c.srv.store.CountSet(r.Key, r.Bytes, r.Flags) // memcached counts it in its class too
-		c.replyError(protocol.ErrBadDataChunk)
+		if c.datagram || lineLen+r.Bytes+2 <= initialBufSize {
+			return lineLen + r.Bytes + 2, false
+		}
+		// Too large for the read buffer: read it into its item (values.go).
+		opt := c.storageOptions()
+		c.reserveValue(valueText, buf, lineLen, r.Key, r.Bytes, &opt, r.NoReply)
 		return 0, true
 	}
-	opt := slab.SetOptions{
+	c.logCommand(buf[:lineLen])
+	c.rpos += lineLen + dn
+	c.lastCmd.Store(c.srv.now())
+	c.finishStorage(data, err != nil)
+	return 0, true
+}
+
+// storageOptions returns the store options of the text storage command
+// in c.work.req.
+func (c *conn) storageOptions() slab.SetOptions {
+	r := &c.work.req
+	return slab.SetOptions{
 		Mode:    modes[r.Command],
 		Flags:   r.Flags,
 		Exptime: c.srv.absExptime(r.Exptime, c.srv.now()),
 		CAS:     r.CAS,
 	}
+}
+
+// finishStorage executes the text storage command in c.work.req whose
+// value is data, or the connection's reservation; bad: the value did not
+// end with "\r\n".
+func (c *conn) finishStorage(data []byte, bad bool) {
+	r := &c.work.req
+	c.srv.prefixes.record(r.Key, prefixSet)
+	if bad {
+		atomic.AddUint64(&c.stats.cmdSet, 1)
+		c.srv.store.CountSet(r.Key, r.Bytes, r.Flags) // memcached counts it in its class too
+		c.replyError(protocol.ErrBadDataChunk)
+		return
+	}
+	opt := c.storageOptions()
 	c.srv.watch.peek(c, r.Key)
-	res, _ := c.srv.store.Set(r.Key, data, &opt)
+	res, _ := c.storeValue(r.Key, data, &opt)
 	countSetCmd(&c.stats, res)
-	c.srv.watch.store(c, r.Key, res, &opt, len(data))
+	c.srv.watch.store(c, r.Key, res, &opt, r.Bytes)
 	switch res {
 	case slab.Stored:
 		c.reply(protocol.ReplyStored)
@@ -160,7 +181,6 @@ func (c *conn) execStorage(buf []byte, lineLen int) (int, bool) {
 		atomic.AddUint64(&c.stats.storeNoMemory, 1)
 		c.replyError(protocol.ErrOutOfMemory)
 	}
-	return 0, true
 }
 
 func (c *conn) execRetrieval() {
@@ -174,17 +194,17 @@ func (c *conn) execRetrieval() {
 	}
 	var hits uint64
 	for _, key := range r.Keys {
-		var it slab.Item
-		var ok bool
-		c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, opt)
+		it, ok := c.readValue(key, opt)
 		c.srv.prefixes.record(key, getOp(ok))
 		c.srv.watch.fetch(c, key, it.Miss, it.Size)
 		if !ok {
 			continue
 		}
 		hits++
-		c.wbuf = protocol.AppendValue(c.wbuf, key, it.Flags, c.scratch, it.CAS, withCAS)
-		if len(c.wbuf) > flushThreshold && !c.flush() {
+		c.wbuf = protocol.AppendValueHeader(c.wbuf, key, it.Flags, it.Size, it.CAS, withCAS)
+		c.appendValueBody()
+		c.wbuf = append(c.wbuf, "\r\n"...)
+		if c.repliesFull() && !c.flush() {
 			c.closing = true
 			return // the peer is gone, or the reply was refused: no END
 		}

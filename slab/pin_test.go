@@ -37,7 +37,7 @@ func TestPinSurvivesRemoval(t *testing.T) {
 }
 
 func testPinSurvives(t *testing.T, policy, action string, size int) {
-	s, clk := newTestStore(t, Config{MemoryLimit: 8 << 20, MaxItemSize: 2 << 20, Eviction: policy,
+	s, clk := newTestStore(t, Config{MemoryLimit: 4 << 20, MaxItemSize: 2 << 20, Eviction: policy,
 		Maintenance: -1, Automove: AutomoveDisabled})
 	want := bytes.Repeat([]byte("0123456789"), size/10)
 	if action == "incr" {
@@ -85,8 +85,8 @@ func testPinSurvives(t *testing.T, policy, action string, size int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Churn: every class of the test fills memory several times over.
-	filler(3*(8<<20)/size+50, size)
-	filler(4000, 3000)
+	filler(3*(4<<20)/size+20, size)
+	filler(2000, 3000)
 	if got := joined(spans); !bytes.Equal(got, want) {
 		t.Fatalf("%s: pinned value changed before Unpin", action)
 	}
@@ -104,7 +104,7 @@ func testPinSurvives(t *testing.T, policy, action string, size int) {
 	}
 	checkStore(t, s)
 	// The retired item's memory is reused: fill again, all chunks accounted.
-	filler(3*(8<<20)/size+50, size)
+	filler(3*(4<<20)/size+20, size)
 	checkStore(t, s)
 	for _, cs := range s.Classes() {
 		if cs.UsedChunks > cs.TotalChunks {

@@ -1,0 +1,249 @@
+package server
+
+import (
+	"math"
+	"sync/atomic"
+
+	"github.com/gocached/gocached/protocol"
+	"github.com/gocached/gocached/slab"
+)
+
+// Values travel between sockets and item memory without heap copies, as
+// in memcached:
+//
+//   - Replies. A retrieved value longer than copyValueMax is not copied: the
+//     reply references the item's memory (slab.Store.Read pins the item),
+//     and flush writes the header buffer and the value spans together with
+//     one vectored write (net.Buffers, writev), then unpins. Shorter values
+//     are copied into the header buffer, which is cheaper than a pin and
+//     an extra iovec.
+//   - Backpressure. Replies are written synchronously once they pass
+//     flushThreshold bytes of copies or pinnedFlushThreshold bytes of
+//     referenced item memory; a client that does not read blocks its own
+//     connection there, which then parses nothing more and holds its pins,
+//     never copies. Pins only keep chunks from being reused: they are
+//     memory inside -m, shown by "stats" as pinned_items and pinned_bytes.
+//   - Storage. A storage command whose value does not fit the read buffer
+//     reserves its item in the store (inside -m) when its line is parsed;
+//     the value is read from the socket straight into the item's memory and
+//     the item is linked when the value and its "\r\n" are complete
+//     (slab.Reservation). A connection that dies meanwhile frees it.
+const (
+	// copyValueMax is the longest value copied into a reply rather than
+	// written from item memory; measured with BenchmarkReplyCopyOrPin.
+	copyValueMax = 2 << 10
+	// pinnedFlushThreshold bounds the item memory a connection's pending
+	// replies reference before they are written.
+	pinnedFlushThreshold = 256 << 10
+	// directReadMin is the least value still to come that is read straight
+	// into item memory; a shorter tail is read into the read buffer with
+	// whatever follows it, saving a read.
+	directReadMin = 2 << 10
+)
+
+// Kinds of storage command whose value is being read into a reservation.
+const (
+	valueNone uint8 = iota
+	valueText
+	valueMeta
+)
+
+// copyMax returns the longest value this connection copies into replies:
+// UDP builds its messages from the write buffer alone.
+func (c *conn) copyMax() int {
+	if c.datagram {
+		return math.MaxInt
+	}
+	return copyValueMax
+}
+
+// readValue looks key up for a reply: a short value is copied into
+// c.scratch, a longer one left in item memory (c.spans, pinned in c.pin)
+// until appendValueBody or dropValue.
+func (c *conn) readValue(key []byte, opt *slab.GetOptions) (slab.Item, bool) {
+	var it slab.Item
+	var ok bool
+	c.scratch, c.spans, it, c.pin, ok = c.srv.store.Read(c.scratch[:0], c.spans[:0], key, opt, c.copyMax())
+	return it, ok
+}
+
+// appendValueBody appends the value readValue found to the replies.
+func (c *conn) appendValueBody() {
+	if c.pin == (slab.Pin{}) {
+		c.wbuf = append(c.wbuf, c.scratch...)
+		return
+	}
+	c.cutReplies()
+	for _, sp := range c.spans {
+		c.out = append(c.out, sp)
+		c.outPinned += len(sp)
+	}
+	c.outPins = append(c.outPins, c.pin)
+	c.pin = slab.Pin{}
+	clear(c.spans)
+}
+
+// dropValue releases the value readValue found when the reply does not
+// carry it.
+func (c *conn) dropValue() {
+	if c.pin != (slab.Pin{}) {
+		c.srv.store.Unpin(c.pin)
+		c.pin = slab.Pin{}
+		clear(c.spans)
+	}
+}
+
+// cutReplies ends the reply bytes appended to wbuf since the last cut as a
+// piece of c.out, so that item memory can follow them.
+func (c *conn) cutReplies() {
+	if len(c.wbuf) > c.outMark {
+		c.out = append(c.out, c.wbuf[c.outMark:len(c.wbuf):len(c.wbuf)])
+		c.outMark = len(c.wbuf)
+	}
+}
+
+// repliesFull reports whether the pending replies should be written before
+// more requests are parsed.
+func (c *conn) repliesFull() bool {
+	return len(c.wbuf) > flushThreshold || c.outPinned > pinnedFlushThreshold
+}
+
+// writeVectored writes the pending replies that reference item memory with
+// one vectored write, then unpins their items.
+func (c *conn) writeVectored() (int64, error) {
+	c.cutReplies()
+	pieces := c.out
+	n, err := c.out.WriteTo(c.nc)
+	clear(pieces) // WriteTo clears what it wrote; an error leaves the rest
+	c.out = pieces[:0]
+	c.outMark, c.outPinned = 0, 0
+	c.unpinReplies()
+	return n, err
+}
+
+// unpinReplies releases the pins of the pending replies (written, or the
+// connection closing).
+func (c *conn) unpinReplies() {
+	for _, p := range c.outPins {
+		c.srv.store.Unpin(p)
+	}
+	clear(c.outPins)
+	c.outPins = c.outPins[:0]
+	c.dropValue()
+}
+
+// reserveValue starts reading the value of a storage command straight into
+// item memory: buf[:lineLen] is the command line (kept to be parsed again
+// when the value is complete), key, vlen and opt describe the item. When
+// the store cannot hold the item, the value is swallowed and the error
+// answered after it, as memcached does.
+func (c *conn) reserveValue(kind uint8, buf []byte, lineLen int, key []byte, vlen int, opt *slab.SetOptions, noReply bool) {
+	c.logCommand(buf[:lineLen])
+	c.rpos += lineLen
+	c.lastCmd.Store(c.srv.now())
+	switch c.srv.store.Reserve(&c.res, key, vlen, opt) {
+	case slab.Stored:
+	case slab.TooLarge:
+		atomic.AddUint64(&c.stats.storeTooLarge, 1)
+		c.refuseAfterValue(vlen+2, protocol.ErrTooLarge, noReply)
+		return
+	default:
+		atomic.AddUint64(&c.stats.storeNoMemory, 1)
+		c.refuseAfterValue(vlen+2, protocol.ErrOutOfMemory, noReply)
+		return
+	}
+	c.work.line = append(c.work.line[:0], buf[:lineLen]...)
+	c.valueKind = kind
+	c.rpos += c.res.Write(c.rbuf[c.rpos:c.rend])
+}
+
+// refuseAfterValue swallows n bytes of input and then answers e (unless
+// noReply): memcached answers a refused value only once it has read it.
+// UDP answers at once (its replies go with the datagram).
+func (c *conn) refuseAfterValue(n int, e protocol.Reply, noReply bool) {
+	c.swallow = n
+	if noReply {
+		return
+	}
+	if c.datagram {
+		c.wbuf = protocol.AppendLine(c.wbuf, string(e))
+		return
+	}
+	c.swallowReply = e
+}
+
+// readIntoValue reads input straight into the reservation's item memory
+// (at most the value's remaining bytes). It reports false when the value
+// is (nearly) complete and the rest should come through the read buffer.
+func (c *conn) readIntoValue() (bool, error) {
+	left := c.res.Remaining()
+	if left < directReadMin || c.rpos != c.rend {
+		return false, nil
+	}
+	span := c.res.Next()
+	span = span[:min(len(span), left)]
+	n, err := c.nc.Read(span)
+	if n > 0 {
+		atomic.AddUint64(&c.stats.bytesRead, uint64(n))
+		c.res.Fill(n)
+	}
+	return true, err
+}
+
+// continueValue moves buffered input into the reservation and, once the
+// value and its "\r\n" are there, executes the storage command. It
+// reports false when more input is needed.
+func (c *conn) continueValue() bool {
+	c.rpos += c.res.Write(c.rbuf[c.rpos:c.rend])
+	if c.res.Remaining() > 0 || c.rend-c.rpos < 2 {
+		return false
+	}
+	bad := c.rbuf[c.rpos] != '\r' || c.rbuf[c.rpos+1] != '\n'
+	c.rpos += 2
+	kind := c.valueKind
+	c.valueKind = valueNone
+	if bad {
+		c.res.Abort()
+	}
+	line := c.work.line
+	switch kind {
+	case valueText:
+		r := &c.work.req
+		if n, err := protocol.ParseLine(line, r, maxGetLine); err != nil || n != len(line) {
+			c.res.Abort() // cannot happen: the line parsed before
+			return true
+		}
+		c.finishStorage(nil, bad)
+	case valueMeta:
+		c.finishMetaSet(line, bad)
+	}
+	return true
+}
+
+// storeValue stores key's value: data, or the value read into the
+// connection's reservation.
+func (c *conn) storeValue(key, data []byte, opt *slab.SetOptions) (slab.Result, uint64) {
+	if c.res.Active() {
+		return c.res.Commit()
+	}
+	return c.srv.store.Set(key, data, opt)
+}
+
+// releaseValues frees what a closing connection holds of item memory.
+func (c *conn) releaseValues() {
+	c.res.Abort()
+	c.valueKind = valueNone
+	c.unpinReplies()
+	clear(c.out)
+	c.out = c.out[:0]
+	c.outMark, c.outPinned = 0, 0
+}
+
+// appendValueStats appends gocached's own value-path stats to "stats go":
+// the items pinned by replies being written (value_pinned_items) and their
+// bytes (value_pinned_bytes, inside -m).
+func (s *Server) appendValueStats(b []byte) []byte {
+	items, bytes := s.store.PinStats()
+	b = appendStatUint(b, "value_pinned_items", uint64(items))
+	return appendStatUint(b, "value_pinned_bytes", uint64(bytes))
+}
