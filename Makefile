@@ -37,6 +37,7 @@ bench:
 	$(BIN)/gocached-bench memory --gocached $(BIN)/gocached --items 200000 --size 100 --reps 1 --quiet --out bench/results
 	$(BIN)/gocached-bench hitratio --gocached $(BIN)/gocached --evictions lru,s3fifo,clock --reps 1 --ops 300000 --warmup 300000 --quiet --out bench/results
 	$(BIN)/gocached-bench calcify --gocached $(BIN)/gocached --reps 1 --quiet --out bench/results
+	$(BIN)/gocached-bench values --gocached $(BIN)/gocached --reps 3 --quiet --out bench/results
 
 # FROM-scratch image: nothing is pulled, so the static binary is built first.
 image:

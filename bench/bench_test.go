@@ -545,3 +545,26 @@ func TestCalcifyRuns(t *testing.T) {
 		t.Errorf("table:\n%s", buf.String())
 	}
 }
+
+func TestValueScenarios(t *testing.T) {
+	got := ValueScenarios([]int{1 << 10, 1000000})
+	var names []string
+	for _, s := range got {
+		names = append(names, s.Name)
+		if s.Pipeline != 1 && s.Name != "get-16k-p10" {
+			t.Errorf("%s pipelined by %d", s.Name, s.Pipeline)
+		}
+	}
+	if want := "get-1k-p1 set-1k-p1 get-1m-p1 set-1m-p1 get-16k-p10"; strings.Join(names, " ") != want {
+		t.Errorf("scenarios %v, want %s", names, want)
+	}
+	for _, size := range []int{1 << 10, 16 << 10, 1000000} {
+		if k := keysFor(size); k < 16 || uint64(size)*k > 40<<20 {
+			t.Errorf("keysFor(%d) = %d", size, k)
+		}
+	}
+	m := medianRun([]ValuesRun{{OK: true, PeakRSS: 3, Refused: 1}, {OK: true, PeakRSS: 1}, {OK: true, PeakRSS: 2}})
+	if m.PeakRSS != 2 || m.Refused != 0 {
+		t.Errorf("medianRun = %+v", m)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,7 @@ type conn struct {
 
 	// Values between sockets and item memory (values.go).
 	datagram     bool             // UDP: replies are built in wbuf alone, values never reserved
+	copyLimit    int              // longest value copied into replies (copyValueMax; UDP: all)
 	swallowReply protocol.Reply   // error to answer once the swallowed value is read
 	pin          slab.Pin         // item of the value readValue left in item memory
 	spans        [][]byte         // that value's spans of item memory
@@ -124,6 +126,10 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{srv: s, nc: nc, id: id}
 	_, c.datagram = nc.(*udpNetConn)
+	c.copyLimit = copyValueMax
+	if c.datagram {
+		c.copyLimit = math.MaxInt
+	}
 	if sc, ok := nc.(syscall.Conn); ok && canPeek {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw

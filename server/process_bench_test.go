@@ -31,6 +31,7 @@ func (c *conn) feed(batch []byte) []byte {
 	}
 	c.rpos = 0
 	c.rend = copy(c.rbuf, batch)
+	c.releaseValues() // replies left in item memory, pinned: as if written
 	c.wbuf = c.wbuf[:0]
 	c.process()
 	return c.wbuf
@@ -152,6 +153,57 @@ func TestOneWritePerBatch(t *testing.T) {
 		c.serve()
 		if fc.writes != 1 {
 			t.Errorf("%d writes for %d bytes of requests, want 1; replies %q", fc.writes, len(batch), fc.out[:min(len(fc.out), 80)])
+		}
+	}
+}
+
+// BenchmarkReplyCopyOrPin writes pipelined gets of one value (10 a batch)
+// to a loopback TCP peer that discards them, the value copied into the
+// write buffer or written from pinned item memory with writev: the
+// measurement behind copyValueMax.
+func BenchmarkReplyCopyOrPin(b *testing.B) {
+	for _, size := range []int{512, 1 << 10, 2 << 10, 4 << 10, 8 << 10, 16 << 10, 64 << 10} {
+		for _, mode := range []string{"copy", "pin"} {
+			b.Run(fmt.Sprintf("%d/%s", size, mode), func(b *testing.B) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer ln.Close()
+				go func() {
+					if peer, err := ln.Accept(); err == nil {
+						_, _ = io.Copy(io.Discard, peer)
+						peer.Close()
+					}
+				}()
+				nc, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer nc.Close()
+				s, err := New(DefaultConfig())
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := newConn(s, nc, 1)
+				c.copyLimit = 0
+				if mode == "copy" {
+					c.copyLimit = size
+				}
+				c.feed(fmt.Appendf(nil, "set k 0 0 %d\r\n%s\r\n", size, bytes.Repeat([]byte("v"), size)))
+				c.wbuf = c.wbuf[:0]
+				batch := bytes.Repeat([]byte("get k\r\n"), 10)
+				b.SetBytes(int64(10 * size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					c.rpos, c.rend = 0, copy(c.rbuf, batch)
+					c.process()
+					if !c.flush() {
+						b.Fatal("write failed")
+					}
+				}
+			})
 		}
 	}
 }
