@@ -53,7 +53,6 @@ const (
 	valueMeta
 )
 
-
 // readValue looks key up for a reply: a short value is copied into
 // c.scratch, a longer one left in item memory (c.spans, pinned in c.pin)
 // until appendValueBody or dropValue.
