@@ -31,7 +31,7 @@ type Config struct {
 	TLS             bool              // TLS listeners (-Z)
 	IdleTimeout     time.Duration     // close idle connections (-o idle_timeout); 0 = never
 	PrefixDelimiter byte              // key prefix delimiter for "stats detail" (-D); default ':', and -D turns detail on
-	ReadBufMemLimit int64             // bytes of grown read and write buffers of all connections (-o read_buf_mem_limit, in MB); default 64 MiB or -m/8
+	ReadBufMemLimit int64             // bytes of grown read and write buffers of all connections: multiget lines, binary values and replies (-o read_buf_mem_limit, in MB); default 64 MiB or -m/8
 	MaxConnsFast    bool              // reject over-limit connections at once (-o maxconns_fast); default true
 	Verbosity       int               // -v count
 	Extended        map[string]string // every -o key[=value], as given

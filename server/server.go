@@ -30,7 +30,8 @@ const Version = "1.6.18"
 
 // defaultReadBufMemLimit bounds the grown read and write buffers of all
 // connections together when -o read_buf_mem_limit is not given (or -m/8,
-// when larger): enough for 64 clients moving 1 MB values at once.
+// when larger). Text and meta values never grow them (values.go): what
+// does is long multiget lines and binary-protocol values and replies.
 // memcached leaves them unbounded; gocached keeps what clients can make it
 // allocate beyond -m bounded.
 const defaultReadBufMemLimit = 64 << 20
