@@ -42,6 +42,7 @@ type connWork struct {
 	req     protocol.Request
 	metaKey [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
 	line    []byte                      // command line of a value being read into its item (values.go)
+	res     slab.Reservation            // the item that value is being read into
 }
 
 var workPool = sync.Pool{New: func() any { return new(connWork) }}
@@ -110,17 +111,16 @@ type conn struct {
 	watcher     *watcher    // set by the watch command (watch.go)
 
 	// Values between sockets and item memory (values.go).
-	datagram     bool             // UDP: replies are built in wbuf alone, values never reserved
-	copyLimit    int              // longest value copied into replies (copyValueMax; UDP: all)
-	swallowReply protocol.Reply   // error to answer once the swallowed value is read
-	pin          slab.Pin         // item of the value readValue left in item memory
-	spans        [][]byte         // that value's spans of item memory
-	out          net.Buffers      // pending replies that reference item memory: wbuf pieces and value spans
-	outMark      int              // wbuf[:outMark] is in out
-	outPinned    int              // bytes of item memory in out
-	outPins      []slab.Pin       // the items referenced by out
-	res          slab.Reservation // the item a storage command's value is being read into
-	valueKind    uint8            // the command reading into res (valueText, valueMeta), else valueNone
+	datagram     bool           // UDP: replies are built in wbuf alone, values never reserved
+	copyLimit    int            // longest value copied into replies (copyValueMax; UDP: all)
+	swallowReply protocol.Reply // error to answer once the swallowed value is read
+	pin          slab.Pin       // item of the value readValue left in item memory
+	spans        [][]byte       // that value's spans of item memory
+	out          net.Buffers    // pending replies that reference item memory: wbuf pieces and value spans
+	outMark      int            // wbuf[:outMark] is in out
+	outPinned    int            // bytes of item memory in out
+	outPins      []slab.Pin     // the items referenced by out
+	valueKind    uint8          // the command reading into work.res (valueText, valueMeta), else valueNone
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -240,7 +240,7 @@ func (c *conn) serve() {
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
-		if c.res.Active() {
+		if c.reserving() {
 			// A value being read straight into its item (values.go).
 			direct, err := c.readIntoValue()
 			if err != nil && !c.retryRead(err, idle) {
@@ -250,7 +250,7 @@ func (c *conn) serve() {
 				continue
 			}
 		}
-		if c.rpos == c.rend && c.raw != nil && !c.res.Active() {
+		if c.rpos == c.rend && c.raw != nil && !c.reserving() {
 			c.releaseBuffers()
 			if err := c.waitReadable(); err != nil {
 				if c.retryRead(err, idle) {
@@ -431,7 +431,7 @@ func (c *conn) process() {
 		if c.swallowInput() {
 			continue
 		}
-		if c.res.Active() {
+		if c.reserving() {
 			if !c.continueValue() {
 				break
 			}

@@ -157,7 +157,7 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 		atomic.AddUint64(&c.stats.cmdMeta, 1)
 		opt := c.metaSetOptions(&m)
 		c.reserveValue(valueMeta, buf, lineLen, m.Key, m.Size, &opt, c.work.req.NoReply)
-		if !c.res.Active() {
+		if !c.reserving() {
 			c.srv.store.Unlink(m.Key) // as above, whatever the mode
 		}
 		return 0, true
@@ -178,7 +178,7 @@ func (c *conn) finishMetaSet(line []byte, bad bool) {
 	r := &c.work.req
 	if n, err := protocol.ParseLine(line, r, maxGetLine); err != nil || n != len(line) ||
 		protocol.ParseMeta(r, c.work.metaKey[:], &m) != nil {
-		c.res.Abort() // cannot happen: the line parsed before
+		c.work.res.Abort() // cannot happen: the line parsed before
 		return
 	}
 	c.storeMeta(&m, nil, bad)

@@ -143,7 +143,7 @@ func (c *conn) reserveValue(kind uint8, buf []byte, lineLen int, key []byte, vle
 	c.logCommand(buf[:lineLen])
 	c.rpos += lineLen
 	c.lastCmd.Store(c.srv.now())
-	switch c.srv.store.Reserve(&c.res, key, vlen, opt) {
+	switch c.srv.store.Reserve(&c.work.res, key, vlen, opt) {
 	case slab.Stored:
 	case slab.TooLarge:
 		atomic.AddUint64(&c.stats.storeTooLarge, 1)
@@ -156,7 +156,7 @@ func (c *conn) reserveValue(kind uint8, buf []byte, lineLen int, key []byte, vle
 	}
 	c.work.line = append(c.work.line[:0], buf[:lineLen]...)
 	c.valueKind = kind
-	c.rpos += c.res.Write(c.rbuf[c.rpos:c.rend])
+	c.rpos += c.work.res.Write(c.rbuf[c.rpos:c.rend])
 }
 
 // refuseAfterValue swallows n bytes of input and then answers e (unless
@@ -178,16 +178,16 @@ func (c *conn) refuseAfterValue(n int, e protocol.Reply, noReply bool) {
 // (at most the value's remaining bytes). It reports false when the value
 // is (nearly) complete and the rest should come through the read buffer.
 func (c *conn) readIntoValue() (bool, error) {
-	left := c.res.Remaining()
+	left := c.work.res.Remaining()
 	if left < directReadMin || c.rpos != c.rend {
 		return false, nil
 	}
-	span := c.res.Next()
+	span := c.work.res.Next()
 	span = span[:min(len(span), left)]
 	n, err := c.nc.Read(span)
 	if n > 0 {
 		atomic.AddUint64(&c.stats.bytesRead, uint64(n))
-		c.res.Fill(n)
+		c.work.res.Fill(n)
 	}
 	return true, err
 }
@@ -196,8 +196,8 @@ func (c *conn) readIntoValue() (bool, error) {
 // value and its "\r\n" are there, executes the storage command. It
 // reports false when more input is needed.
 func (c *conn) continueValue() bool {
-	c.rpos += c.res.Write(c.rbuf[c.rpos:c.rend])
-	if c.res.Remaining() > 0 || c.rend-c.rpos < 2 {
+	c.rpos += c.work.res.Write(c.rbuf[c.rpos:c.rend])
+	if c.work.res.Remaining() > 0 || c.rend-c.rpos < 2 {
 		return false
 	}
 	bad := c.rbuf[c.rpos] != '\r' || c.rbuf[c.rpos+1] != '\n'
@@ -205,14 +205,14 @@ func (c *conn) continueValue() bool {
 	kind := c.valueKind
 	c.valueKind = valueNone
 	if bad {
-		c.res.Abort()
+		c.work.res.Abort()
 	}
 	line := c.work.line
 	switch kind {
 	case valueText:
 		r := &c.work.req
 		if n, err := protocol.ParseLine(line, r, maxGetLine); err != nil || n != len(line) {
-			c.res.Abort() // cannot happen: the line parsed before
+			c.work.res.Abort() // cannot happen: the line parsed before
 			return true
 		}
 		c.finishStorage(nil, bad)
@@ -225,15 +225,21 @@ func (c *conn) continueValue() bool {
 // storeValue stores key's value: data, or the value read into the
 // connection's reservation.
 func (c *conn) storeValue(key, data []byte, opt *slab.SetOptions) (slab.Result, uint64) {
-	if c.res.Active() {
-		return c.res.Commit()
+	if c.reserving() {
+		return c.work.res.Commit()
 	}
 	return c.srv.store.Set(key, data, opt)
 }
 
+// reserving reports whether a value is being read into its item; the
+// connection then keeps its request state (c.work) while it waits.
+func (c *conn) reserving() bool { return c.work != nil && c.work.res.Active() }
+
 // releaseValues frees what a closing connection holds of item memory.
 func (c *conn) releaseValues() {
-	c.res.Abort()
+	if c.work != nil {
+		c.work.res.Abort()
+	}
 	c.valueKind = valueNone
 	c.unpinReplies()
 	clear(c.out)
