@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -86,17 +85,13 @@ type conn struct {
 	rpool *[]byte // bufPool's buffer while rbuf is it
 	wpool *[]byte // bufPool's buffer while wbuf is it
 
-	// raw lets an idle connection wait for input without holding buffers
-	// (nil for TLS, which must read through its own buffer).
-	raw         syscall.RawConn
-	waited      bool
-	readable    func(uintptr) bool // c.onReadable, bound once
-	swallow     int                // input bytes still to discard (payload of a refused set)
-	bigBuf      int                // size of rbuf while charged to srv.bigBufs, else 0
-	wbufCharged int                // bytes of wbuf's growth charged to srv.bigBufs
-	scratch     []byte             // value copies for retrievals
-	work        *connWork          // request state, pooled with the buffers while idle
-	closing     bool               // close after writing the pending replies
+	io          rawIO     // socket reads and writes without the net.Conn wrappers (connio.go)
+	swallow     int       // input bytes still to discard (payload of a refused set)
+	bigBuf      int       // size of rbuf while charged to srv.bigBufs, else 0
+	wbufCharged int       // bytes of wbuf's growth charged to srv.bigBufs
+	scratch     []byte    // value copies for retrievals
+	work        *connWork // request state, pooled with the buffers while idle
+	closing     bool      // close after writing the pending replies
 	proto       wireProtocol
 	lastCmd     atomic.Int64
 	stats       connStats
@@ -108,12 +103,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{srv: s, nc: nc, id: id}
-	if sc, ok := nc.(syscall.Conn); ok && canPeek {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
-			c.readable = c.onReadable
-		}
-	}
+	c.io.init(c)
 	c.acquireBuffers()
 	c.lastCmd.Store(s.now())
 	return c
@@ -158,26 +148,6 @@ func (c *conn) releaseBuffers() {
 	}
 }
 
-// onReadable is the RawConn.Read callback of waitReadable. RawConn.Read
-// forgets readiness the poller saw before it, so the first call peeks at
-// the socket itself: input already there returns at once; otherwise false
-// parks the goroutine until the poller sees new input.
-func (c *conn) onReadable(fd uintptr) bool {
-	if !c.waited {
-		c.waited = true
-		return hasInput(fd)
-	}
-	return true
-}
-
-// waitReadable blocks until the connection has input (or its read deadline
-// passes), holding no buffer meanwhile: 10K idle clients cost their
-// goroutines and little else.
-func (c *conn) waitReadable() error {
-	c.waited = false
-	return c.raw.Read(c.readable)
-}
-
 // wake interrupts a blocked read so the connection notices shutdown.
 func (c *conn) wake() {
 	c.shutdown.Store(true)
@@ -215,21 +185,11 @@ func (c *conn) serve() {
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
-		if c.rpos == c.rend && c.raw != nil {
-			c.releaseBuffers()
-			if err := c.waitReadable(); err != nil {
-				if c.retryRead(err, idle) {
-					continue
-				}
-				return
-			}
-			c.acquireBuffers()
-		}
-		if c.rend == len(c.rbuf) && !c.makeRoom(0) {
+		if c.rbuf != nil && c.rend == len(c.rbuf) && !c.makeRoom(0) {
 			c.flush()
 			return
 		}
-		n, err := c.nc.Read(c.rbuf[c.rend:])
+		n, err := c.read()
 		if n > 0 {
 			atomic.AddUint64(&c.stats.bytesRead, uint64(n))
 			c.rend += n
@@ -279,7 +239,7 @@ func (c *conn) flush() bool {
 	if c.srv.verbosity.Load() > 1 {
 		c.debugf(">", zap.Stringer("client", c.nc.RemoteAddr()), zap.ByteString("replies", c.wbuf[:min(len(c.wbuf), 1024)]))
 	}
-	n, err := c.nc.Write(c.wbuf)
+	n, err := c.write(c.wbuf)
 	atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
 	c.srv.bigBufs.release(c.wbufCharged)
 	c.wbufCharged = 0
