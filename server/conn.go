@@ -86,6 +86,7 @@ type conn struct {
 	wpool *[]byte // bufPool's buffer while wbuf is it
 
 	io          rawIO     // socket reads and writes without the net.Conn wrappers (connio.go)
+	parking     connPark  // giving the goroutine back while idle (park.go)
 	swallow     int       // input bytes still to discard (payload of a refused set)
 	bigBuf      int       // size of rbuf while charged to srv.bigBufs, else 0
 	wbufCharged int       // bytes of wbuf's growth charged to srv.bigBufs
@@ -148,46 +149,60 @@ func (c *conn) releaseBuffers() {
 	}
 }
 
-// wake interrupts a blocked read so the connection notices shutdown.
+// wake interrupts a blocked read so the connection notices shutdown, and
+// gives a parked connection a goroutine to close with.
 func (c *conn) wake() {
 	c.shutdown.Store(true)
 	_ = c.nc.SetReadDeadline(time.Now())
+	c.srv.resume(c)
 }
 
 func (c *conn) release() { c.releaseBuffers() }
 
-func (c *conn) serve() {
+// serve serves the connection until it closes (false) or parks (true: its
+// goroutine is given back, park.go; the idle set calls serve again).
+func (c *conn) serve() (parked bool) {
 	defer func() {
 		// A bug must cost one connection, not the cache: log it, as
 		// net/http does, and keep serving the others.
 		if v := recover(); v != nil {
 			c.srv.log.Error("panic serving connection", zap.Any("panic", v),
 				zap.Stringer("client", c.nc.RemoteAddr()), zap.Stack("stack"))
+			parked = false
 		}
+		if parked {
+			return
+		}
+		c.srv.idle.remove(c)
 		c.srv.watch.connClose(c)
 		c.nc.Close()
 		c.release()
 	}()
-	c.srv.watch.connNew(c)
 	idle := c.srv.cfg.IdleTimeout
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		if idle > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
-		}
-		if !c.tlsHandshake(tc) {
-			return
+	if c.parking.started {
+		c.resumed()
+	} else {
+		c.parking.started = true
+		c.srv.watch.connNew(c)
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			if idle > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+			}
+			if !c.tlsHandshake(tc) {
+				return false
+			}
 		}
 	}
 	for !c.closing {
 		if c.shutdown.Load() {
-			return
+			return false
 		}
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
 		if c.rbuf != nil && c.rend == len(c.rbuf) && !c.makeRoom(0) {
 			c.flush()
-			return
+			return false
 		}
 		n, err := c.read()
 		if n > 0 {
@@ -195,17 +210,34 @@ func (c *conn) serve() {
 			c.rend += n
 			c.process()
 			if c.watcher != nil { // the watch command: stream logs instead
+				c.parking.noPark.Store(true)
 				c.serveWatch()
-				return
+				return false
 			}
 			if !c.flush() {
-				return
+				return false
+			}
+		}
+		if err == errParkNow {
+			if c.park() {
+				return true
+			}
+			continue
+		}
+		if err != nil && c.parking.askPark.Load() {
+			parked, retry := c.answerPark(err, idle)
+			if parked {
+				return true
+			}
+			if retry {
+				continue
 			}
 		}
 		if err != nil && !c.retryRead(err, idle) {
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // retryRead reports whether a read error is the wake-up of a deadline that

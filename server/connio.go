@@ -12,21 +12,25 @@ import (
 // (raw nil) for TLS, which must go through its own buffers, and where
 // rawSocketIO is false.
 type rawIO struct {
-	raw     syscall.RawConn
-	onRead  func(uintptr) bool // c.readable, bound once: a method value would allocate per call
-	onWrite func(uintptr) bool // c.writable, bound once
-	n       int                // bytes moved by the callback
-	err     error              // the callback's error
-	pending []byte             // bytes the write callback still has to send
+	raw       syscall.RawConn
+	onRead    func(uintptr) bool // c.readable, bound once: a method value would allocate per call
+	onWrite   func(uintptr) bool // c.writable, bound once
+	n         int                // bytes moved by the callback
+	err       error              // the callback's error
+	pending   []byte             // bytes the write callback still has to send
+	fd        int32              // the socket descriptor, -1 if unknown
+	inIdleSet bool               // the socket has an entry in the idle set (idle_linux.go)
 }
 
 func (r *rawIO) init(c *conn) {
+	r.fd = -1
 	if !rawSocketIO || c.nc == nil {
 		return
 	}
 	if sc, ok := c.nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			r.raw = raw
+			_ = raw.Control(func(fd uintptr) { r.fd = int32(fd) })
 			r.onRead = c.readable
 			r.onWrite = c.writable
 		}
@@ -62,6 +66,11 @@ func (c *conn) readable(fd uintptr) bool {
 	switch {
 	case errno == syscall.EAGAIN:
 		if c.rpos == c.rend {
+			if c.parking.parkOnWait {
+				c.parking.parkOnWait = false
+				c.io.err = errParkNow
+				return true
+			}
 			c.releaseBuffers()
 		}
 		return false

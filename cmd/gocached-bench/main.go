@@ -26,7 +26,7 @@ func main() {
 		Name:  "gocached-bench",
 		Usage: "measure gocached and memcached side by side",
 		Commands: []*cli.Command{
-			runCmd(), compareCmd(), memoryCmd(), hitRatioCmd(), calcifyCmd(),
+			runCmd(), compareCmd(), memoryCmd(), hitRatioCmd(), calcifyCmd(), idleCmd(),
 			{
 				Name:  "scenarios",
 				Usage: "list the built-in scenario matrix and its named sets",
