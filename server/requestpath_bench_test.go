@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -175,4 +176,50 @@ func processCPU() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkRequestPathParallel runs the 90/10 get/set mix one request at a
+// time on as many connections as the benchmark's parallelism (GOMAXPROCS,
+// -cpu; the server's -t follows it), so that -mutexprofile shows where the
+// store's locks and the scheduler meet contention first.
+func BenchmarkRequestPathParallel(b *testing.B) {
+	addr := testutil.StartGocached(b, func(cfg *server.Config) { cfg.Threads = runtime.GOMAXPROCS(0) })
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	preloadPath(b, nc)
+	nc.Close()
+	mix := pathScenarios[len(pathScenarios)-1]
+	const variants = 100
+	trips := make([][]byte, variants)
+	for i := range trips {
+		trips[i] = mix.batch(i, i*pathKeys/variants)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	cpu0 := processCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer nc.Close()
+		reply := make([]byte, 4<<10)
+		replyLen := make([]int, variants)
+		for i := range trips {
+			replyLen[i] = pathRoundTrip(b, nc, trips[i], reply, 0)
+		}
+		i := 0
+		for pb.Next() {
+			pathRoundTrip(b, nc, trips[i], reply, replyLen[i])
+			if i++; i == variants {
+				i = 0
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/req")
 }
