@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,10 @@ type Options struct {
 	Timeout time.Duration
 	// MaxIdleConns is kept per node; 0 means memcache.DefaultMaxIdleConns.
 	MaxIdleConns int
+	// DialContext, when set, opens every connection to a node (and to an
+	// "ecdisc+" endpoint): use a tls.Dialer's for TLS, or a net.Dialer
+	// with its own Resolver. nil means a net.Dialer with Timeout.
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 	// TTLJitter shortens each TTL set by GetOrLoad/WriteThrough by a random
 	// fraction in [0, TTLJitter), so keys loaded together do not expire
 	// together and stampede the backend. 0 means 0.1; negative disables.
@@ -180,6 +185,7 @@ func (c *Client) newNodeClient(a net.Addr) *memcache.Client {
 	mc := memcache.NewFromSelector(singleNode{a})
 	mc.Timeout = c.opt.Timeout
 	mc.MaxIdleConns = c.opt.MaxIdleConns
+	mc.DialContext = c.opt.DialContext
 	return mc
 }
 

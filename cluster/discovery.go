@@ -113,7 +113,8 @@ func literalNode(addr string) node { return node{addr: addr, id: addr} }
 
 // lookup resolves one name into its nodes. An empty answer is an error:
 // discovery never shrinks a ring to nothing on the word of one lookup.
-func lookup(ctx context.Context, r Resolver, n discoveryName, timeout time.Duration) ([]node, error) {
+func lookup(ctx context.Context, o *Options, n discoveryName) ([]node, error) {
+	r := o.resolver()
 	var out []node
 	switch n.prefix {
 	case "":
@@ -139,7 +140,7 @@ func lookup(ctx context.Context, r Resolver, n discoveryName, timeout time.Durat
 		}
 	case prefixECDisc:
 		var err error
-		if out, err = askClusterConfig(ctx, n.target, timeout); err != nil {
+		if out, err = askClusterConfig(ctx, o, n.target); err != nil {
 			return nil, err
 		}
 	}
@@ -151,18 +152,19 @@ func lookup(ctx context.Context, r Resolver, n discoveryName, timeout time.Durat
 
 // askClusterConfig sends ElastiCache's `config get cluster` to endpoint and
 // parses the node list of the answer.
-func askClusterConfig(ctx context.Context, endpoint string, timeout time.Duration) ([]node, error) {
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", endpoint)
+func askClusterConfig(ctx context.Context, o *Options, endpoint string) ([]node, error) {
+	dial := o.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Resolver: asNetResolver(o.Resolver)}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", endpoint)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
 	}
-	_ = conn.SetDeadline(deadline)
 	if _, err := io.WriteString(conn, "config get cluster\r\n"); err != nil {
 		return nil, err
 	}
@@ -252,6 +254,13 @@ func ParseClusterConfig(r *bufio.Reader) (version int64, nodes []ClusterConfigNo
 
 // configNodes turns ElastiCache entries into nodes: dialled by IP when
 // there is one (no DNS on the request path), named by host.
+// asNetResolver returns r when it is a *net.Resolver (so an injected one
+// also resolves the endpoint's name), else nil: the default resolver.
+func asNetResolver(r Resolver) *net.Resolver {
+	nr, _ := r.(*net.Resolver)
+	return nr
+}
+
 func configNodes(entries []ClusterConfigNode) []node {
 	out := make([]node, 0, len(entries))
 	for _, e := range entries {
@@ -266,12 +275,21 @@ func configNodes(entries []ClusterConfigNode) []node {
 	return out
 }
 
-// naturalLess orders strings with their digit runs compared as numbers,
+// naturalCompare orders strings with their digit runs compared as numbers,
 // so "cache-2" sorts before "cache-10" and "10.0.0.9" before "10.0.0.10":
 // a StatefulSet's pods keep their jump slots as it grows past ten.
+// Strings that differ only in leading zeros fall back to byte order, so
+// the order stays total.
 func naturalLess(a, b string) bool { return naturalCompare(a, b) < 0 }
 
 func naturalCompare(a, b string) int {
+	if c := naturalCompareRuns(a, b); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
+func naturalCompareRuns(a, b string) int {
 	for a != "" && b != "" {
 		da, db := digitRun(a), digitRun(b)
 		if da > 0 && db > 0 {
@@ -320,10 +338,9 @@ func Resolve(ctx context.Context, names []string, opts Options) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	r, timeout := opts.resolver(), opts.resolveTimeout()
 	var all []node
 	for _, n := range parsed {
-		nodes, err := lookupWithTimeout(ctx, r, n, timeout)
+		nodes, err := lookupWithTimeout(ctx, &opts, n)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: resolving %s: %w", n.raw, err)
 		}
@@ -337,10 +354,10 @@ func Resolve(ctx context.Context, names []string, opts Options) ([]string, error
 	return out, nil
 }
 
-func lookupWithTimeout(ctx context.Context, r Resolver, n discoveryName, timeout time.Duration) ([]node, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func lookupWithTimeout(ctx context.Context, o *Options, n discoveryName) ([]node, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.resolveTimeout())
 	defer cancel()
-	return lookup(ctx, r, n, timeout)
+	return lookup(ctx, o, n)
 }
 
 func parseNames(names []string) ([]discoveryName, error) {
@@ -394,10 +411,8 @@ type DiscoveryStats struct {
 
 // discovery is the state behind a Dial client.
 type discovery struct {
-	names    []discoveryName
-	resolver Resolver
-	timeout  time.Duration
-	log      *slog.Logger
+	names []discoveryName
+	log   *slog.Logger
 
 	mu       sync.Mutex // one refresh at a time
 	lastGood [][]node   // per name
@@ -445,8 +460,6 @@ func Dial(names []string, opts Options) (*Client, error) {
 	c := newClient(opts)
 	c.disc = &discovery{
 		names:    parsed,
-		resolver: opts.resolver(),
-		timeout:  opts.resolveTimeout(),
 		log:      opts.logger(),
 		lastGood: make([][]node, len(parsed)),
 		clients:  map[string]*memcache.Client{},
@@ -496,7 +509,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 	var all []node
 	for i, n := range d.names {
 		d.lookups.Add(1)
-		nodes, err := lookupWithTimeout(ctx, d.resolver, n, d.timeout)
+		nodes, err := lookupWithTimeout(ctx, &c.opt, n)
 		if err != nil {
 			d.lookupErrors.Add(1)
 			err = fmt.Errorf("cluster: resolving %s: %w", n.raw, err)
