@@ -251,7 +251,7 @@ func nodeStat(t *testing.T, addr, name string) int64 {
 }
 
 // hitRun is one measured phase of the lazy-loading workload.
-type hitRun struct{ ops, loads int }
+type hitRun struct{ ops, loads, onKilled int }
 
 func (h hitRun) ratio() float64 { return 1 - float64(h.loads)/float64(h.ops) }
 
@@ -264,10 +264,10 @@ func (h hitRun) ratio() float64 { return 1 - float64(h.loads)/float64(h.ops) }
 // depend on the nodes' random ports.
 func TestReplicasHitRatioOnNodeLoss(t *testing.T) {
 	const (
-		keySpace = 10_000
-		warm     = 30_000
-		window   = 10_000
-		first    = 1_000 // the first requests after the kill
+		keySpace = 5_000
+		warm     = 15_000
+		window   = 5_000
+		first    = 500 // the first requests after the kill
 	)
 	value := []byte(strings.Repeat("v", 100))
 	results := map[int][3]float64{}
@@ -295,6 +295,9 @@ func TestReplicasHitRatioOnNodeLoss(t *testing.T) {
 				}
 				loaded[key] = true
 				h.ops++
+				if sel.Primary(key) == 0 {
+					h.onKilled++
+				}
 			}
 			return h
 		}
@@ -312,13 +315,15 @@ func TestReplicasHitRatioOnNodeLoss(t *testing.T) {
 		keyShare := float64(kept) / float64(len(loaded))
 		firstRun := run(first)
 		rest := run(window - first)
-		after := hitRun{firstRun.ops + rest.ops, firstRun.loads + rest.loads}
+		after := hitRun{ops: firstRun.ops + rest.ops, loads: firstRun.loads + rest.loads}
 
 		var sets, bytes int64
 		for _, a := range addrs[1:] {
 			sets += nodeStat(t, a, "cmd_set")
 			bytes += nodeStat(t, a, "bytes")
 		}
+		t.Logf("R=%d: the killed node is the first replica of %.1f%% of the requests", replicas,
+			100*float64(before.onKilled)/float64(before.ops))
 		t.Logf("R=%d: hit ratio before %.1f%%, first %d requests after the kill %.1f%%, next %d %.1f%%; "+
 			"keys still cached right after %.1f%% of %d; survivors' cmd_set %d, bytes %d",
 			replicas, 100*before.ratio(), first, 100*firstRun.ratio(), window-first, 100*rest.ratio(),
