@@ -501,74 +501,13 @@ func TestDialDNS(t *testing.T) {
 	}
 }
 
-// configEndpoint is a fake ElastiCache configuration endpoint: it answers
-// `config get cluster` with the node list it holds, in AWS's format.
-type configEndpoint struct {
-	addr    string
-	mu      sync.Mutex
-	version int
-	nodes   []string // host|ip|port
-	asked   int
-}
-
-func startConfigEndpoint(t *testing.T) *configEndpoint {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	e := &configEndpoint{addr: ln.Addr().String()}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go e.serve(conn)
-		}
-	}()
-	return e
-}
-
-func (e *configEndpoint) set(nodes ...string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.version++
-	e.nodes = nodes
-}
-
-func (e *configEndpoint) serve(conn net.Conn) {
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		if strings.TrimSpace(line) != "config get cluster" {
-			_, _ = io.WriteString(conn, "ERROR\r\n")
-			continue
-		}
-		e.mu.Lock()
-		e.asked++
-		data := fmt.Sprintf("%d\n%s\n", e.version, strings.Join(e.nodes, " "))
-		e.mu.Unlock()
-		_, _ = fmt.Fprintf(conn, "CONFIG cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
-	}
-}
-
 // TestDialElastiCacheDiscovery follows a fake configuration endpoint's
 // node list, dialling nodes by IP and naming them by host.
 func TestDialElastiCacheDiscovery(t *testing.T) {
-	e := startConfigEndpoint(t)
 	a, b := testutil.StartGocached(t, nil), testutil.StartGocached(t, nil)
-	entry := func(host, addr string) string {
-		ip, port, _ := net.SplitHostPort(addr)
-		return host + "|" + ip + "|" + port
-	}
-	e.set(entry("node-0001.example", a))
+	e := testutil.StartConfigEndpoint(t, testutil.ConfigEntry("node-0001.example", a))
 	log, _ := quiet()
-	c, err := Dial([]string{"ecdisc+" + e.addr}, Options{ResolveInterval: 20 * time.Millisecond, Logger: log})
+	c, err := Dial([]string{"ecdisc+" + e.Addr}, Options{ResolveInterval: 20 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +522,7 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.set(entry("node-0001.example", a), entry("node-0002.example", b))
+	e.Set(testutil.ConfigEntry("node-0001.example", a), testutil.ConfigEntry("node-0002.example", b))
 	deadline := time.Now().Add(10 * time.Second)
 	for len(c.Selector().Nodes()) != 2 {
 		if time.Now().After(deadline) {
