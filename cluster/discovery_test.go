@@ -452,7 +452,8 @@ func TestDialDNS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log, _ := quiet()
-			opts := Options{Resolver: d.Resolver(), DialContext: dialer.DialContext, ResolveInterval: -1, Logger: log}
+			opts := Options{Resolver: d.Resolver(), DialContext: dialer.DialContext, ResolveInterval: -1, Logger: log,
+				Timeout: loadedTimeout}
 			got, err := Resolve(context.Background(), []string{tc.name}, opts)
 			if want := strings.ReplaceAll(tc.want, "P", port); err != nil || fmt.Sprint(got) != want {
 				t.Fatalf("Resolve = %v, %v; want %s", got, err, want)
@@ -512,7 +513,7 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 	a, b := testutil.StartGocached(t, nil), testutil.StartGocached(t, nil)
 	e := testutil.StartConfigEndpoint(t, testutil.ConfigEntry("node-0001.example", a))
 	log, _ := quiet()
-	c, err := Dial([]string{"ecdisc+" + e.Addr}, Options{ResolveInterval: 20 * time.Millisecond, Logger: log})
+	c, err := Dial([]string{"ecdisc+" + e.Addr}, Options{ResolveInterval: 20 * time.Millisecond, Logger: log, Timeout: loadedTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,5 +554,85 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "ERROR") {
 		t.Errorf("log does not say what the endpoint answered: %s", logs.String())
+	}
+}
+
+// TestSwapUnderLoad flips the membership between 3 and 4 nodes every few
+// milliseconds while clients keep reading and writing, with replicas: no
+// operation fails (misses are expected as keys move), and the race
+// detector sees the atomic ring swaps.
+func TestSwapUnderLoad(t *testing.T) {
+	addrs := startNodes(t, 4)
+	var recs []*net.SRV
+	for _, a := range addrs {
+		_, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		recs = append(recs, &net.SRV{Target: "127.0.0.1.", Port: uint16(p)})
+	}
+	res := newFakeResolver()
+	const name = "_memcache._tcp.nodes.test"
+	publish := func(n int) {
+		res.mu.Lock()
+		defer res.mu.Unlock()
+		res.srv[name] = recs[:n]
+	}
+	publish(3)
+	log, _ := quiet()
+	c, err := Dial([]string{"dnssrv+" + name}, Options{Replicas: 2, Resolver: res, ResolveInterval: time.Millisecond, Logger: log,
+		Timeout: loadedTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("w%d:%d", w, i%200)
+				if err := c.Set(&memcache.Item{Key: k, Value: []byte(k)}); err != nil {
+					errs <- err
+					return
+				}
+				it, err := c.Get(k)
+				switch {
+				case errors.Is(err, memcache.ErrCacheMiss):
+				case err != nil:
+					errs <- err
+					return
+				case string(it.Value) != k:
+					errs <- fmt.Errorf("%s read %q", k, it.Value)
+					return
+				}
+				if _, err := c.GetMulti([]string{k, "w0:1", "w1:2"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 40 {
+		publish(3 + (i+1)%2)
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	s := c.Stats()
+	if s.Changes < 10 || s.LookupErrors != 0 {
+		t.Errorf("membership changed %d times in 40 flips (%+v)", s.Changes, s)
 	}
 }

@@ -14,6 +14,11 @@ import (
 	"github.com/gocached/gocached/internal/testutil"
 )
 
+// loadedTimeout replaces gomemcache's 500 ms socket timeout in tests where
+// only a killed node (connection refused, at once) may fail: a CI machine
+// running other tests can stall a live node for longer than 500 ms.
+const loadedTimeout = 5 * time.Second
+
 // startNodes starts n in-process gocached nodes.
 func startNodes(t *testing.T, n int) []string {
 	addrs := make([]string, n)
@@ -67,7 +72,8 @@ func TestClientAPI(t *testing.T) {
 			addrs := startNodes(t, 3)
 			nodes := direct(addrs)
 			log, _ := quiet()
-			c, err := Dial(addrs, Options{Distribution: tc.dist, Replicas: tc.replicas, ResolveInterval: -1, Logger: log})
+			c, err := Dial(addrs, Options{Distribution: tc.dist, Replicas: tc.replicas, ResolveInterval: -1, Logger: log,
+				Timeout: loadedTimeout})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +197,7 @@ func TestReplicaFailover(t *testing.T) {
 				front = append(front, proxies[i].addr)
 			}
 			sel, _ := NewJumpSelector(front...)
-			c := New(sel, Options{Replicas: replicas, RetryTimeout: time.Minute})
+			c := New(sel, Options{Replicas: replicas, RetryTimeout: time.Minute, Timeout: loadedTimeout})
 			defer c.Close()
 			const n = 300
 			var keys []string
@@ -280,7 +286,7 @@ func TestReplicasHitRatioOnNodeLoss(t *testing.T) {
 			front = append(front, proxies[i].addr)
 		}
 		sel, _ := NewJumpSelector(front...)
-		c := New(sel, Options{Replicas: replicas, RetryTimeout: time.Minute, TTLJitter: -1})
+		c := New(sel, Options{Replicas: replicas, RetryTimeout: time.Minute, TTLJitter: -1, Timeout: loadedTimeout})
 		zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.01, 1, keySpace-1)
 		loaded := map[string]bool{}
 		run := func(ops int) (h hitRun) {
