@@ -168,12 +168,25 @@ func askClusterConfig(ctx context.Context, o *Options, endpoint string) ([]node,
 	if _, err := io.WriteString(conn, "config get cluster\r\n"); err != nil {
 		return nil, err
 	}
-	_, nodes, err := ParseClusterConfig(bufio.NewReader(conn))
+	r := bufio.NewReader(conn)
+	_, nodes, err := ParseClusterConfig(r)
+	if errors.Is(err, errNoConfigCommand) {
+		// ElastiCache engines before 1.4.14 keep the configuration under
+		// a key instead.
+		if _, err = io.WriteString(conn, "get AmazonElastiCache:cluster\r\n"); err != nil {
+			return nil, err
+		}
+		_, nodes, err = ParseClusterConfig(r)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: config get cluster from %s: %w", endpoint, err)
 	}
 	return configNodes(nodes), nil
 }
+
+// errNoConfigCommand is a node's ERROR reply to `config get cluster`:
+// memcached, or an ElastiCache engine older than 1.4.14.
+var errNoConfigCommand = errors.New("the endpoint does not know `config get cluster` (ERROR)")
 
 // ClusterConfigNode is one entry of an ElastiCache cluster configuration.
 type ClusterConfigNode struct {
@@ -204,6 +217,12 @@ func ParseClusterConfig(r *bufio.Reader) (version int64, nodes []ClusterConfigNo
 		return 0, nil, fmt.Errorf("reading header: %w", err)
 	}
 	header = strings.TrimRight(header, "\r\n")
+	switch header {
+	case "ERROR":
+		return 0, nil, errNoConfigCommand
+	case "END":
+		return 0, nil, errors.New("no cluster configuration (END)")
+	}
 	f := strings.Fields(header)
 	if len(f) != 4 || (f[0] != "CONFIG" && f[0] != "VALUE") {
 		return 0, nil, fmt.Errorf("unexpected reply %q (not an ElastiCache configuration endpoint?)", header)

@@ -179,6 +179,7 @@ func TestParseClusterConfig(t *testing.T) {
 		{name: "no ip yet", reply: "CONFIG cluster 0 22\r\n1\nnode-a.example||11211\n\r\nEND\r\n",
 			version: 1, nodes: []ClusterConfigNode{{"node-a.example", "", 11211}}},
 		{name: "plain memcached", reply: "ERROR\r\n", bad: true},
+		{name: "key missing", reply: "END\r\n", bad: true},
 		{name: "bad version", reply: "CONFIG cluster 0 11\r\nx\na||11211\n\r\nEND\r\n", bad: true},
 		{name: "bad port", reply: "CONFIG cluster 0 11\r\n1\na||1121x\n\r\nEND\r\n", bad: true},
 		{name: "bad entry", reply: "CONFIG cluster 0 9\r\n1\na|11211\n\r\nEND\r\n", bad: true},
@@ -540,8 +541,17 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An engine before 1.4.14 answers ERROR to `config get cluster` and
+	// keeps the configuration under a key.
+	e.SetLegacy(true)
+	e.Set(testutil.ConfigEntry("node-0002.example", b))
+	if err := c.Refresh(context.Background()); err != nil || fmt.Sprint(c.Selector().Nodes()) != "["+b+"]" {
+		t.Fatalf("legacy endpoint: %v, nodes %v", err, c.Selector().Nodes())
+	}
+
 	// A plain memcached (or gocached without a cluster configuration)
-	// answers ERROR: Dial still works, keeps retrying, and says why.
+	// answers ERROR, then END: Dial still works, keeps retrying, and says
+	// why.
 	plain := testutil.StartGocached(t, nil)
 	log, logs := quiet()
 	c2, err := Dial([]string{"ecdisc+" + plain}, Options{ResolveInterval: -1, Logger: log})
@@ -552,7 +562,7 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 	if _, err := c2.Get("k"); !errors.Is(err, ErrNoLiveNodes) {
 		t.Errorf("Get with no nodes = %v, want ErrNoLiveNodes", err)
 	}
-	if !strings.Contains(logs.String(), "ERROR") {
+	if !strings.Contains(logs.String(), "no cluster configuration") {
 		t.Errorf("log does not say what the endpoint answered: %s", logs.String())
 	}
 }

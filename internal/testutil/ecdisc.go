@@ -20,6 +20,16 @@ type ConfigEndpoint struct {
 	mu      sync.Mutex
 	version int
 	nodes   []string // host|ip|port
+	legacy  bool
+}
+
+// SetLegacy makes the endpoint answer as an ElastiCache engine before
+// 1.4.14: ERROR to `config get cluster`, the configuration as the value of
+// the key AmazonElastiCache:cluster instead.
+func (e *ConfigEndpoint) SetLegacy(legacy bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.legacy = legacy
 }
 
 // StartConfigEndpoint starts a ConfigEndpoint listing nodes ("host|ip|port"
@@ -67,13 +77,19 @@ func (e *ConfigEndpoint) serve(conn net.Conn) {
 		if err != nil {
 			return
 		}
-		if strings.TrimSpace(line) != "config get cluster" {
-			_, _ = io.WriteString(conn, "ERROR\r\n")
-			continue
-		}
 		e.mu.Lock()
 		data := fmt.Sprintf("%d\n%s\n", e.version, strings.Join(e.nodes, " "))
+		legacy := e.legacy
 		e.mu.Unlock()
-		_, _ = fmt.Fprintf(conn, "CONFIG cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
+		switch cmd := strings.TrimSpace(line); {
+		case cmd == "config get cluster" && !legacy:
+			_, _ = fmt.Fprintf(conn, "CONFIG cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
+		case cmd == "get AmazonElastiCache:cluster" && legacy:
+			_, _ = fmt.Fprintf(conn, "VALUE AmazonElastiCache:cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
+		case strings.HasPrefix(cmd, "get "):
+			_, _ = io.WriteString(conn, "END\r\n")
+		default:
+			_, _ = io.WriteString(conn, "ERROR\r\n")
+		}
 	}
 }
