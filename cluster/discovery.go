@@ -126,7 +126,13 @@ func lookup(ctx context.Context, o *Options, n discoveryName) ([]node, error) {
 			return nil, err
 		}
 		for _, ip := range ips {
-			out = append(out, literalNode(net.JoinHostPort(ip.IP.String(), port)))
+			nd := literalNode(net.JoinHostPort(ip.IP.String(), port))
+			if o.Identify != nil {
+				if nd.id, err = o.Identify(ctx, nd.addr); err != nil {
+					return nil, fmt.Errorf("identifying %s: %w", nd.addr, err)
+				}
+			}
+			out = append(out, nd)
 		}
 	case prefixDNSSRV:
 		_, srvs, err := r.LookupSRV(ctx, "", "", n.target)

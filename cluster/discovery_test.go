@@ -384,6 +384,60 @@ func TestDiscoveryMovesFewKeys(t *testing.T) {
 	}
 }
 
+// TestIdentify checks Options.Identify: a node that comes back under a new
+// address but the same identity keeps its keys, with ketama and with jump,
+// and a node that cannot be identified keeps the last good list.
+func TestIdentify(t *testing.T) {
+	for _, dist := range []Distribution{Ketama, Jump} {
+		res := newFakeResolver()
+		res.setA("tasks.cache", "10.0.9.3", "10.0.9.4", "10.0.9.5")
+		// What a swarm's reverse DNS might say: the task slot survives a
+		// task's replacement, its address does not.
+		var mu sync.Mutex
+		slots := map[string]string{"10.0.9.3": "cache.1", "10.0.9.4": "cache.2", "10.0.9.5": "cache.3"}
+		identify := func(_ context.Context, addr string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			ip, _, _ := net.SplitHostPort(addr)
+			if s, ok := slots[ip]; ok {
+				return s, nil
+			}
+			return "", errors.New("no PTR record")
+		}
+		log, _ := quiet()
+		c, err := Dial([]string{"dns+tasks.cache:11211"}, Options{Distribution: dist, Resolver: res, ResolveInterval: -1,
+			Identify: identify, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := owners(c, 50_000)
+		// Slot 2 is replaced: 10.0.9.4 goes, 10.0.9.6 comes.
+		mu.Lock()
+		slots["10.0.9.6"] = "cache.2"
+		mu.Unlock()
+		res.setA("tasks.cache", "10.0.9.3", "10.0.9.6", "10.0.9.5")
+		if err := c.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		after := owners(c, 50_000)
+		for i := range before {
+			want := before[i]
+			if want == "10.0.9.4:11211" {
+				want = "10.0.9.6:11211"
+			}
+			if after[i] != want {
+				t.Fatalf("distribution %d: key %d moved from %s to %s", dist, i, before[i], after[i])
+			}
+		}
+		// An address with no identity: the lookup fails, nothing changes.
+		res.setA("tasks.cache", "10.0.9.3", "10.0.9.6", "10.0.9.5", "10.0.9.7")
+		if err := c.Refresh(context.Background()); err == nil || c.Stats().Nodes != 3 {
+			t.Errorf("an unidentifiable node: %v, %+v", err, c.Stats())
+		}
+		c.Close()
+	}
+}
+
 // TestJumpIdentityOrder checks that jump over discovered names sorts by
 // identity, so the order DNS lists records in does not matter and pods 0..9
 // keep their slots when pod 10 arrives.
