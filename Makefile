@@ -28,7 +28,7 @@ test:
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 	$(GO) test -count=1 ./slab
 
-# Side by side with memcached (from PATH): a short matrix, under 3 minutes,
+# Side by side with memcached (from PATH): a short matrix, about 4 minutes,
 # writing tables, JSON and plots to bench/results/.
 bench:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/gocached ./cmd/gocached
@@ -38,6 +38,7 @@ bench:
 	$(BIN)/gocached-bench hitratio --gocached $(BIN)/gocached --evictions lru,s3fifo,clock --reps 1 --ops 300000 --warmup 300000 --quiet --out bench/results
 	$(BIN)/gocached-bench calcify --gocached $(BIN)/gocached --reps 1 --quiet --out bench/results
 	$(BIN)/gocached-bench values --gocached $(BIN)/gocached --reps 3 --quiet --out bench/results
+	$(BIN)/gocached-bench idle --gocached $(BIN)/gocached --conns 10000 --reps 1 --quiet --out bench/results
 
 # FROM-scratch image: nothing is pulled, so the static binary is built first.
 image:
@@ -54,7 +55,8 @@ example-image: image
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o examples/compose/app/bin/app ./examples/compose/app
 	docker build -t gocached-example-app:latest examples/compose/app
 
-# Go micro-benchmarks (allocations per request on the hot paths).
+# Go micro-benchmarks (allocations per request on the hot paths;
+# BenchmarkRequestPath: each compare scenario over loopback, end to end).
 gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol ./slab ./server
 

@@ -568,3 +568,19 @@ func TestValueScenarios(t *testing.T) {
 		t.Errorf("medianRun = %+v", m)
 	}
 }
+
+func TestCountCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want int
+		ok   bool
+	}{
+		{"0", 1, true}, {"0-3", 4, true}, {"0-3,6", 5, true}, {"1,3,5", 3, true},
+		{"", 0, false}, {"3-1", 0, false}, {"a", 0, false}, {"-1", 0, false},
+	} {
+		got, err := CountCPUs(tc.list)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("CountCPUs(%q) = %d, %v; want %d, ok %v", tc.list, got, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -239,6 +239,8 @@ func Ratios(a, b Summary) map[string]float64 {
 	put("ops_per_s", a.OpsPerSec, b.OpsPerSec)
 	put("keys_per_s", a.KeysPerSec, b.KeysPerSec)
 	put("cpu_us_per_op", a.CPUUsOp, b.CPUUsOp)
+	put("user_us_per_op", a.UserUsOp, b.UserUsOp)
+	put("sys_us_per_op", a.SysUsOp, b.SysUsOp)
 	put("p99", a.P99, b.P99)
 	put("rss", a.RSS, b.RSS)
 	return m

@@ -120,12 +120,17 @@ func WriteCompareTable(w io.Writer, r *CompareReport) {
 	a, b := r.Scenarios[0].Servers[0].Server, r.Scenarios[0].Servers[1].Server
 	fmt.Fprintf(w, "\nratios %s/%s (medians; ops/s > 1 and the others < 1 favour %s)\n", a, b, a)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tops/s\tkeys/s\tCPU-us/op\tp99\tRSS\t")
+	fmt.Fprintf(tw, "scenario\tops/s\tkeys/s\tCPU-us/op\tuser\tsys\tuser-us/op %s->%s\tsys-us/op %s->%s\tp99\tRSS\t\n", b, a, b, a)
 	for _, s := range r.Scenarios {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Scenario.Name, fmtRatio(s.Ratio, "ops_per_s"),
-			fmtRatio(s.Ratio, "keys_per_s"), fmtRatio(s.Ratio, "cpu_us_per_op"), fmtRatio(s.Ratio, "p99"), fmtRatio(s.Ratio, "rss"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Scenario.Name, fmtRatio(s.Ratio, "ops_per_s"),
+			fmtRatio(s.Ratio, "keys_per_s"), fmtRatio(s.Ratio, "cpu_us_per_op"), fmtRatio(s.Ratio, "user_us_per_op"),
+			fmtRatio(s.Ratio, "sys_us_per_op"), usPair(s, 1, 0, func(m Summary) float64 { return m.UserUsOp }),
+			usPair(s, 1, 0, func(m Summary) float64 { return m.SysUsOp }), fmtRatio(s.Ratio, "p99"), fmtRatio(s.Ratio, "rss"))
 	}
 	tw.Flush()
+	if g := GeoMeanRatio(r, "cpu_us_per_op"); !math.IsNaN(g) {
+		fmt.Fprintf(w, "geometric mean of CPU-us/op ratios: %.2f\n", g)
+	}
 }
 
 func oneLine(s string, n int) string {
@@ -332,4 +337,29 @@ func (shortTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ts
+}
+
+// usPair formats one measure of the servers from and to of a scenario as
+// "from->to" (microseconds per op), "-" when either failed.
+func usPair(s ScenarioReport, from, to int, f func(Summary) float64) string {
+	if len(s.Servers) <= max(from, to) || !s.Servers[from].OK || !s.Servers[to].OK {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f->%.2f", f(s.Servers[from]), f(s.Servers[to]))
+}
+
+// GeoMeanRatio is the geometric mean of one ratio over the scenarios that
+// have it (NaN for none).
+func GeoMeanRatio(r *CompareReport, key string) float64 {
+	sum, n := 0.0, 0
+	for _, s := range r.Scenarios {
+		if v, ok := s.Ratio[key]; ok && v > 0 {
+			sum += math.Log(v)
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return math.Exp(sum / float64(n))
 }

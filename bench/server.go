@@ -26,6 +26,30 @@ type ServerSpec struct {
 	MemMB int      `json:"mem_mb"` // -m
 	Extra []string `json:"extra,omitempty"`
 	CPU   int      `json:"cpu"` // pin to this CPU (taskset -c); < 0 = no pinning
+	// CPUs, when set, pins the server to this CPU list instead (taskset -c
+	// syntax, e.g. "0-3") and gives it as many worker threads (-t).
+	CPUs string `json:"cpus,omitempty"`
+}
+
+// CountCPUs returns how many CPUs a taskset-style list ("0-3,6") names.
+func CountCPUs(list string) (int, error) {
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 0 {
+			return 0, fmt.Errorf("bad CPU list %q", list)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0, fmt.Errorf("bad CPU list %q", list)
+			}
+		}
+		n += b - a + 1
+	}
+	return n, nil
 }
 
 // Server is a running server process.
@@ -71,22 +95,35 @@ func freePort() (int, error) {
 }
 
 // StartServer starts spec fresh on a free loopback port with memcached's
-// flags (-p PORT -l 127.0.0.1 -m MB -t 1 -U 0), pinned to spec.CPU, waits up
+// flags (-p PORT -l 127.0.0.1 -m MB -t 1 -U 0; -t N with spec.CPUs), pinned to spec.CPU or spec.CPUs, waits up
 // to 5 s until it answers "version", and returns it.
 func StartServer(ctx context.Context, spec ServerSpec) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-p", strconv.Itoa(port), "-l", "127.0.0.1", "-m", strconv.Itoa(spec.MemMB), "-t", "1", "-U", "0"}
+	threads := 1
+	if spec.CPUs != "" {
+		if threads, err = CountCPUs(spec.CPUs); err != nil {
+			return nil, err
+		}
+	}
+	args := []string{"-p", strconv.Itoa(port), "-l", "127.0.0.1", "-m", strconv.Itoa(spec.MemMB), "-t", strconv.Itoa(threads), "-U", "0"}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "root") // memcached (and gocached) refuse to run as root otherwise
 	}
 	args = append(args, spec.Extra...)
 	bin, full := spec.Bin, args
-	if spec.CPU >= 0 && runtime.NumCPU() > 1 {
+	pin := ""
+	switch {
+	case spec.CPUs != "":
+		pin = spec.CPUs
+	case spec.CPU >= 0 && runtime.NumCPU() > 1:
+		pin = strconv.Itoa(spec.CPU)
+	}
+	if pin != "" {
 		if ts, err := exec.LookPath("taskset"); err == nil {
-			bin, full = ts, append([]string{"-c", strconv.Itoa(spec.CPU), spec.Bin}, args...)
+			bin, full = ts, append([]string{"-c", pin, spec.Bin}, args...)
 		}
 	}
 	s := &Server{Spec: spec, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Args: args,

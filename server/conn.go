@@ -8,7 +8,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,17 +90,14 @@ type conn struct {
 	rpool *[]byte // bufPool's buffer while rbuf is it
 	wpool *[]byte // bufPool's buffer while wbuf is it
 
-	// raw lets an idle connection wait for input without holding buffers
-	// (nil for TLS, which must read through its own buffer).
-	raw         syscall.RawConn
-	waited      bool
-	readable    func(uintptr) bool // c.onReadable, bound once
-	swallow     int                // input bytes still to discard (payload of a refused set)
-	bigBuf      int                // size of rbuf while charged to srv.bigBufs, else 0
-	wbufCharged int                // bytes of wbuf's growth charged to srv.bigBufs
-	scratch     []byte             // value copies for retrievals
-	work        *connWork          // request state, pooled with the buffers while idle
-	closing     bool               // close after writing the pending replies
+	io          rawIO     // socket reads and writes without the net.Conn wrappers (connio.go)
+	parking     connPark  // giving the goroutine back while idle (park.go)
+	swallow     int       // input bytes still to discard (payload of a refused set)
+	bigBuf      int       // size of rbuf while charged to srv.bigBufs, else 0
+	wbufCharged int       // bytes of wbuf's growth charged to srv.bigBufs
+	scratch     []byte    // value copies for retrievals
+	work        *connWork // request state, pooled with the buffers while idle
+	closing     bool      // close after writing the pending replies
 	proto       wireProtocol
 	lastCmd     atomic.Int64
 	stats       connStats
@@ -130,12 +126,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	if c.datagram {
 		c.copyLimit = math.MaxInt
 	}
-	if sc, ok := nc.(syscall.Conn); ok && canPeek {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
-			c.readable = c.onReadable
-		}
-	}
+	c.io.init(c)
 	c.acquireBuffers()
 	c.lastCmd.Store(s.now())
 	return c
@@ -180,30 +171,12 @@ func (c *conn) releaseBuffers() {
 	}
 }
 
-// onReadable is the RawConn.Read callback of waitReadable. RawConn.Read
-// forgets readiness the poller saw before it, so the first call peeks at
-// the socket itself: input already there returns at once; otherwise false
-// parks the goroutine until the poller sees new input.
-func (c *conn) onReadable(fd uintptr) bool {
-	if !c.waited {
-		c.waited = true
-		return hasInput(fd)
-	}
-	return true
-}
-
-// waitReadable blocks until the connection has input (or its read deadline
-// passes), holding no buffer meanwhile: 10K idle clients cost their
-// goroutines and little else.
-func (c *conn) waitReadable() error {
-	c.waited = false
-	return c.raw.Read(c.readable)
-}
-
-// wake interrupts a blocked read so the connection notices shutdown.
+// wake interrupts a blocked read so the connection notices shutdown, and
+// gives a parked connection a goroutine to close with.
 func (c *conn) wake() {
 	c.shutdown.Store(true)
 	_ = c.nc.SetReadDeadline(time.Now())
+	c.srv.resume(c)
 }
 
 func (c *conn) release() {
@@ -211,76 +184,101 @@ func (c *conn) release() {
 	c.releaseBuffers()
 }
 
-func (c *conn) serve() {
+// serve serves the connection until it closes (false) or parks (true: its
+// goroutine is given back, park.go; the idle set calls serve again).
+func (c *conn) serve() (parked bool) {
 	defer func() {
 		// A bug must cost one connection, not the cache: log it, as
 		// net/http does, and keep serving the others.
 		if v := recover(); v != nil {
 			c.srv.log.Error("panic serving connection", zap.Any("panic", v),
 				zap.Stringer("client", c.nc.RemoteAddr()), zap.Stack("stack"))
+			parked = false
 		}
+		if parked {
+			return
+		}
+		c.srv.idle.remove(c)
 		c.srv.watch.connClose(c)
 		c.nc.Close()
 		c.release()
 	}()
-	c.srv.watch.connNew(c)
 	idle := c.srv.cfg.IdleTimeout
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		if idle > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
-		}
-		if !c.tlsHandshake(tc) {
-			return
+	if c.parking.started {
+		c.resumed()
+	} else {
+		c.parking.started = true
+		c.srv.watch.connNew(c)
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			if idle > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+			}
+			if !c.tlsHandshake(tc) {
+				return false
+			}
 		}
 	}
 	for !c.closing {
 		if c.shutdown.Load() {
-			return
+			return false
 		}
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
-		if c.reserving() {
+		if c.reserving() && c.directValueRead() {
 			// A value being read straight into its item (values.go).
-			direct, err := c.readIntoValue()
-			if err != nil && !c.retryRead(err, idle) {
-				return
-			}
-			if direct {
-				continue
-			}
-		}
-		if c.rpos == c.rend && c.raw != nil && !c.reserving() {
-			c.releaseBuffers()
-			if err := c.waitReadable(); err != nil {
-				if c.retryRead(err, idle) {
-					continue
+			if err := c.readIntoValue(); err != nil {
+				if goOn, parked := c.readFailed(err, idle); !goOn {
+					return parked
 				}
-				return
 			}
-			c.acquireBuffers()
+			continue
 		}
-		if c.rend == len(c.rbuf) && !c.makeRoom(0) {
+		if c.rbuf != nil && c.rend == len(c.rbuf) && !c.makeRoom(0) {
 			c.flush()
-			return
+			return false
 		}
-		n, err := c.nc.Read(c.rbuf[c.rend:])
+		n, err := c.read()
 		if n > 0 {
 			atomic.AddUint64(&c.stats.bytesRead, uint64(n))
 			c.rend += n
 			c.process()
 			if c.watcher != nil { // the watch command: stream logs instead
+				c.parking.noPark.Store(true)
 				c.serveWatch()
-				return
+				return false
 			}
 			if !c.flush() {
-				return
+				return false
 			}
 		}
-		if err != nil && !c.retryRead(err, idle) {
-			return
+		if err != nil {
+			if goOn, parked := c.readFailed(err, idle); !goOn {
+				return parked
+			}
 		}
 	}
+	return false
+}
+
+// readFailed handles a read's error: goOn says serving carries on;
+// otherwise serve returns parked (its goroutine was given back, park.go)
+// or closes the connection.
+func (c *conn) readFailed(err error, idle time.Duration) (goOn, parked bool) {
+	if err == errParkNow {
+		parked = c.park()
+		return !parked, parked
+	}
+	if c.parking.askPark.Load() {
+		parked, retry := c.answerPark(err, idle)
+		if parked {
+			return false, true
+		}
+		if retry {
+			return true, false
+		}
+	}
+	return c.retryRead(err, idle), false
 }
 
 // retryRead reports whether a read error is the wake-up of a deadline that
@@ -320,7 +318,7 @@ func (c *conn) flush() bool {
 	if c.srv.verbosity.Load() > 1 {
 		c.debugf(">", zap.Stringer("client", c.nc.RemoteAddr()), zap.ByteString("replies", c.wbuf[:min(len(c.wbuf), 1024)]))
 	}
-	n, err := c.nc.Write(c.wbuf)
+	n, err := c.write(c.wbuf)
 	atomic.AddUint64(&c.stats.bytesWritten, uint64(n))
 	c.srv.bigBufs.release(c.wbufCharged)
 	c.wbufCharged = 0

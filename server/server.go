@@ -74,6 +74,9 @@ type Server struct {
 	auth authState // -Y credentials (asciiauth.go)
 
 	watch watchHub // watch command (watch.go)
+
+	idle  idleSet      // connections parked without a goroutine (park.go)
+	parks atomic.Int64 // connections parked since the sweeper's last pass
 }
 
 // New validates cfg and builds the store. It opens no sockets.
@@ -241,6 +244,10 @@ func (s *Server) Serve() error {
 		s.wg.Add(1)
 		go s.acceptLoop(l)
 	}
+	if s.parksIdle() {
+		s.wg.Add(1)
+		go s.sweepIdle()
+	}
 	s.serveUDP()
 	s.wg.Done()
 	<-s.done
@@ -301,23 +308,37 @@ func (s *Server) acceptLoop(l net.Listener) {
 			return
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if s.verbosity.Load() > 2 { // -vvv: connection state, as memcached
-				s.log.Debug("new client connection", zap.Uint64("conn", c.id), zap.Stringer("client", nc.RemoteAddr()))
+		if s.verbosity.Load() > 2 { // -vvv: connection state, as memcached
+			s.log.Debug("new client connection", zap.Uint64("conn", c.id), zap.Stringer("client", nc.RemoteAddr()))
+		}
+		if c.io.raw != nil && s.parksIdle() {
+			// Parked until its first input: a client that connects and
+			// waits costs no goroutine.
+			c.parking.started, c.parking.fresh = true, true
+			s.watch.connNew(c)
+			if c.park() {
+				continue
 			}
-			c.serve()
-			s.untrack(c)
-			s.currConns.Add(-1)
-			select {
-			case s.slotFreed <- struct{}{}:
-			default:
-			}
-			if s.verbosity.Load() > 2 {
-				s.log.Debug("connection closed", zap.Uint64("conn", c.id))
-			}
-		}()
+		}
+		go s.runConn(c)
 	}
+}
+
+// runConn serves c on the calling goroutine until it closes or parks.
+func (s *Server) runConn(c *conn) {
+	if c.serve() {
+		return // parked: counted, tracked and waited for until it closes
+	}
+	s.untrack(c)
+	s.currConns.Add(-1)
+	select {
+	case s.slotFreed <- struct{}{}:
+	default:
+	}
+	if s.verbosity.Load() > 2 {
+		s.log.Debug("connection closed", zap.Uint64("conn", c.id))
+	}
+	s.wg.Done()
 }
 
 // waitForSlot holds the accept loop at the connection limit when
@@ -406,6 +427,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cfg.UnixSocket != "" {
 		_ = os.Remove(s.cfg.UnixSocket)
 	}
+	s.idle.close()
 	s.store.Close() // the page mover and crawler
 	return nil
 }

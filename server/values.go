@@ -114,10 +114,9 @@ func (c *conn) repliesFull() bool {
 // one vectored write, then unpins their items.
 func (c *conn) writeVectored() (int64, error) {
 	c.cutReplies()
-	pieces := c.out
-	n, err := c.out.WriteTo(c.nc)
-	clear(pieces) // WriteTo clears what it wrote; an error leaves the rest
-	c.out = pieces[:0]
+	n, err := c.writeOut()
+	clear(c.out)
+	c.out = c.out[:0]
 	c.outMark, c.outPinned = 0, 0
 	c.unpinReplies()
 	return n, err
@@ -174,22 +173,27 @@ func (c *conn) refuseAfterValue(n int, e protocol.Reply, noReply bool) {
 	c.swallowReply = e
 }
 
+// directValueRead reports whether the value being read into the
+// reservation should take the socket's next bytes straight into item
+// memory: nothing is buffered and at least directReadMin bytes are to
+// come. A shorter tail is read into the read buffer with whatever follows
+// it, saving a read.
+func (c *conn) directValueRead() bool {
+	return c.rpos == c.rend && c.work.res.Remaining() >= directReadMin
+}
+
 // readIntoValue reads input straight into the reservation's item memory
-// (at most the value's remaining bytes). It reports false when the value
-// is (nearly) complete and the rest should come through the read buffer.
-func (c *conn) readIntoValue() (bool, error) {
-	left := c.work.res.Remaining()
-	if left < directReadMin || c.rpos != c.rend {
-		return false, nil
-	}
+// (at most the value's remaining bytes), through the connection's raw
+// socket reads (connio.go) where it has them.
+func (c *conn) readIntoValue() error {
 	span := c.work.res.Next()
-	span = span[:min(len(span), left)]
-	n, err := c.nc.Read(span)
+	span = span[:min(len(span), c.work.res.Remaining())]
+	n, err := c.readTo(span)
 	if n > 0 {
 		atomic.AddUint64(&c.stats.bytesRead, uint64(n))
 		c.work.res.Fill(n)
 	}
-	return true, err
+	return err
 }
 
 // continueValue moves buffered input into the reservation and, once the
@@ -229,6 +233,14 @@ func (c *conn) storeValue(key, data []byte, opt *slab.SetOptions) (slab.Result, 
 		return c.work.res.Commit()
 	}
 	return c.srv.store.Set(key, data, opt)
+}
+
+// holdsValues reports whether the connection is in the middle of moving a
+// value: reading one into its reservation, holding pins, or holding
+// replies not yet written. Such a connection keeps its buffers and its
+// goroutine (connio.go, park.go) until it is done.
+func (c *conn) holdsValues() bool {
+	return c.reserving() || len(c.wbuf) > 0 || len(c.out) > 0 || len(c.outPins) > 0 || c.pin != (slab.Pin{})
 }
 
 // reserving reports whether a value is being read into its item; the

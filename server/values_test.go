@@ -320,10 +320,10 @@ func TestRepliesFromPinnedItems(t *testing.T) {
 	c, r := dialText(t, "tcp", addr)
 	stats := roundTrip(t, c, r, "stats\r\n")
 	t.Logf("%d writes", ops.Load())
-	if statValue(stats, "evictions") == 0 {
+	if statOf(stats, "evictions") == 0 {
 		t.Error("no evictions: the test did not churn memory")
 	}
-	t.Logf("evictions %d, slabs moved %d", statValue(stats, "evictions"), statValue(stats, "slabs_moved"))
+	t.Logf("evictions %d, slabs moved %d", statOf(stats, "evictions"), statOf(stats, "slabs_moved"))
 	waitPinsReleased(t, c, r)
 }
 
@@ -344,7 +344,8 @@ func (s *stallingReader) Read(p []byte) (int, error) {
 	return s.c.Read(p[:min(len(p), 1+s.rng.Intn(8192))])
 }
 
-func statValue(stats, name string) uint64 {
+// statOf returns the value of stat name in the stats reply stats (0 if absent).
+func statOf(stats, name string) uint64 {
 	for _, line := range strings.Split(stats, "\r\n") {
 		if v, ok := strings.CutPrefix(line, "STAT "+name+" "); ok {
 			n, _ := strconv.ParseUint(v, 10, 64)
@@ -362,7 +363,7 @@ func waitPinsReleased(t *testing.T, c net.Conn, r *bufio.Reader) {
 		if !strings.Contains(stats, "STAT value_pinned_items ") {
 			t.Fatalf("stats go lacks value_pinned_items:\n%s", stats)
 		}
-		if statValue(stats, "value_pinned_items") == 0 && statValue(stats, "value_pinned_bytes") == 0 {
+		if statOf(stats, "value_pinned_items") == 0 && statOf(stats, "value_pinned_bytes") == 0 {
 			return
 		}
 		if i > 100 {
@@ -391,7 +392,7 @@ func TestNonReadingClients(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	stats := roundTrip(t, c, r, "stats go\r\n")
-	if n := statValue(stats, "value_pinned_items"); n != 1 {
+	if n := statOf(stats, "value_pinned_items"); n != 1 {
 		t.Errorf("value_pinned_items = %d, want 1 (every stalled reply pins the same item)", n)
 	}
 	start := time.Now()

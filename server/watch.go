@@ -467,6 +467,12 @@ func (c *conn) execWatch() {
 // memcached ignores requests on a watcher.
 func (c *conn) serveWatch() {
 	w := c.watcher
+	s := c.srv
+	// Registered before the OK goes out: a client may act on the OK at
+	// once, and its events must be logged. Lines wait in w.buf until the
+	// loop below, after the OK.
+	s.watch.add(w, s.store)
+	defer s.watch.remove(w)
 	if !c.flush() {
 		return
 	}
@@ -475,9 +481,6 @@ func (c *conn) serveWatch() {
 	if c.shutdown.Load() {                // woken before the deadline was cleared
 		return
 	}
-	s := c.srv
-	s.watch.add(w, s.store)
-	defer s.watch.remove(w)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

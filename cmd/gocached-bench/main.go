@@ -26,7 +26,7 @@ func main() {
 		Name:  "gocached-bench",
 		Usage: "measure gocached and memcached side by side",
 		Commands: []*cli.Command{
-			runCmd(), compareCmd(), memoryCmd(), hitRatioCmd(), calcifyCmd(), valuesCmd(),
+			runCmd(), compareCmd(), memoryCmd(), hitRatioCmd(), calcifyCmd(), valuesCmd(), idleCmd(),
 			{
 				Name:  "scenarios",
 				Usage: "list the built-in scenario matrix and its named sets",
@@ -215,6 +215,7 @@ func serverFlags(defMem int) []cli.Flag {
 		&cli.StringFlag{Name: "src", Value: ".", Usage: "a directory inside gocached's source tree (for the build)"},
 		&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: defMem, Usage: "server memory limit in MB (-m), the same for both"},
 		&cli.IntFlag{Name: "server-cpu", Value: 0, Usage: "CPU both servers are pinned to (-1: none)"},
+		&cli.StringFlag{Name: "server-cpus", Usage: "CPU list both servers are pinned to instead, e.g. 0-7 (taskset -c), each with -t as many threads; pin the generator elsewhere (--gen-cpu)"},
 		&cli.IntFlag{Name: "gen-cpu", Value: 1, Usage: "CPU the load generator is pinned to (-1: none)"},
 		&cli.IntFlag{Name: "reps", Aliases: []string{"r"}, Value: 5, Usage: "repetitions per server (medians are reported)"},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "bench/results", Usage: "directory for JSON and plots"},
@@ -254,8 +255,13 @@ func servers(c *cli.Context, env *bench.Env) (specs []bench.ServerSpec, failed m
 		mbin = c.String("memcached")
 	}
 	specs = []bench.ServerSpec{
-		{Name: "gocached", Bin: gbin, MemMB: c.Int("memory"), CPU: cpu, Extra: c.StringSlice("gocached-args")},
-		{Name: "memcached", Bin: mbin, MemMB: c.Int("memory"), CPU: cpu, Extra: c.StringSlice("memcached-args")},
+		{Name: "gocached", Bin: gbin, MemMB: c.Int("memory"), CPU: cpu, CPUs: c.String("server-cpus"), Extra: c.StringSlice("gocached-args")},
+		{Name: "memcached", Bin: mbin, MemMB: c.Int("memory"), CPU: cpu, CPUs: c.String("server-cpus"), Extra: c.StringSlice("memcached-args")},
+	}
+	if list := c.String("server-cpus"); list != "" {
+		if _, err := bench.CountCPUs(list); err != nil {
+			return nil, nil, cleanup, err
+		}
 	}
 	if ev := c.String("evictions"); ev != "" { // modes with an --evictions flag
 		specs = perEviction(specs, failed, strings.Split(ev, ","))
@@ -267,7 +273,11 @@ func servers(c *cli.Context, env *bench.Env) (specs []bench.ServerSpec, failed m
 		if err := bench.PinSelf(g); err != nil {
 			logf(c, "warning: %v (generator not pinned)", err)
 		} else {
-			env.Pinning = fmt.Sprintf("servers on CPU %d (taskset), generator on CPU %d (GOMAXPROCS=1)", cpu, g)
+			where := fmt.Sprintf("CPU %d", cpu)
+			if list := c.String("server-cpus"); list != "" {
+				where = "CPUs " + list
+			}
+			env.Pinning = fmt.Sprintf("servers on %s (taskset), generator on CPU %d (GOMAXPROCS=1)", where, g)
 		}
 	}
 	return specs, failed, cleanup, nil
@@ -390,12 +400,12 @@ func compareCmd() *cli.Command {
 			rep.Env = env
 			rep.Options = map[string]any{"scenarios": c.String("scenarios"), "reps": o.Reps, "conns": o.Base.Conns,
 				"keys": o.Base.Keys, "duration": o.Base.Duration.String(), "memory_mb": c.Int("memory"),
-				"server_flags": "-p PORT -l 127.0.0.1 -m MB -t 1 -U 0"}
+				"server_flags": "-p PORT -l 127.0.0.1 -m MB -t " + threadsOf(c) + " -U 0", "server_cpus": c.String("server-cpus")}
 			fmt.Printf("gocached-bench compare  %s  %s (%d CPUs)  %s\n", env.Date.Format(time.RFC3339), env.CPUModel, env.NumCPU, env.Pinning)
 			for _, n := range []string{"gocached", "memcached"} {
 				fmt.Printf("  %-9s %s %s\n", n, env.Bins[n], env.Versions[n])
 			}
-			fmt.Printf("  %d conns, %d keys, %s per run, %d reps, -m %d -t 1\n\n", o.Base.Conns, o.Base.Keys, o.Base.Duration, o.Reps, c.Int("memory"))
+			fmt.Printf("  %d conns, %d keys, %s per run, %d reps, -m %d -t %s\n\n", o.Base.Conns, o.Base.Keys, o.Base.Duration, o.Reps, c.Int("memory"), threadsOf(c))
 			bench.WriteCompareTable(os.Stdout, rep)
 			out := c.String("out")
 			jp := stamp(out, "compare", ".json")
@@ -512,4 +522,12 @@ func hitRatioCmd() *cli.Command {
 			return c.Context.Err()
 		},
 	}
+}
+
+// threadsOf is the -t the servers run with: one, or one per --server-cpus CPU.
+func threadsOf(c *cli.Context) string {
+	if n, err := bench.CountCPUs(c.String("server-cpus")); err == nil && c.String("server-cpus") != "" {
+		return strconv.Itoa(n)
+	}
+	return "1"
 }

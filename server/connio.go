@@ -1,0 +1,205 @@
+package server
+
+import (
+	"io"
+	"os"
+	"syscall"
+)
+
+// rawIO lets a connection read and write its socket with raw system calls
+// (readSocket, sendSocket) while the netpoller still does the waiting, and
+// lets an idle connection wait for input holding no buffer. It is unused
+// (raw nil) for TLS, which must go through its own buffers, and where
+// rawSocketIO is false.
+type rawIO struct {
+	raw       syscall.RawConn
+	onRead    func(uintptr) bool // c.readable, bound once: a method value would allocate per call
+	onWrite   func(uintptr) bool // c.writable, bound once
+	n         int                // bytes moved by the callback
+	err       error              // the callback's error
+	pending   []byte             // bytes the write callback still has to send
+	onWriteV  func(uintptr) bool // c.writableV, bound once
+	pendingV  [][]byte           // buffers the vectored write callback still has to send
+	iov       []syscall.Iovec    // the vectored write's descriptors, reused
+	dst       []byte             // where read's callback reads (readTo); nil: rbuf[rend:]
+	fd        int32              // the socket descriptor, -1 if unknown
+	inIdleSet bool               // the socket has an entry in the idle set (idle_linux.go)
+}
+
+func (r *rawIO) init(c *conn) {
+	r.fd = -1
+	if !rawSocketIO || c.nc == nil {
+		return
+	}
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			r.raw = raw
+			_ = raw.Control(func(fd uintptr) { r.fd = int32(fd) })
+			r.onRead = c.readable
+			r.onWrite = c.writable
+			r.onWriteV = c.writableV
+		}
+	}
+}
+
+// read reads what the socket has into rbuf[rend:]. A connection with
+// nothing left to parse and nothing in progress (values.go: holdsValues)
+// gives its buffers back to the pools before it waits, and takes them
+// again when input arrives: an idle connection holds none. The first
+// attempt is the read itself, so a connection whose input is already
+// there makes one system call, not a peek and a read.
+func (c *conn) read() (int, error) { return c.readTo(nil) }
+
+// readTo is read into p instead of the read buffer (nil: the read
+// buffer); values.go reads a value's bytes straight into item memory
+// with it.
+func (c *conn) readTo(p []byte) (int, error) {
+	if c.io.raw == nil {
+		if p == nil {
+			p = c.rbuf[c.rend:]
+		}
+		return c.nc.Read(p)
+	}
+	c.io.n, c.io.err, c.io.dst = 0, nil, p
+	// RawConn.Read forgets readiness the poller saw before it: input that
+	// arrives after the first attempt's EAGAIN wakes the wait, input that
+	// came before it is what the attempt reads.
+	err := c.io.raw.Read(c.io.onRead)
+	c.io.dst = nil
+	if err != nil {
+		return 0, err // a deadline (idle timeout, wake) or the connection closed
+	}
+	return c.io.n, c.io.err
+}
+
+// readable is read's RawConn.Read callback; false parks the goroutine
+// until the poller sees input.
+func (c *conn) readable(fd uintptr) bool {
+	p := c.io.dst
+	if p == nil {
+		if c.rbuf == nil {
+			c.acquireBuffers()
+		}
+		p = c.rbuf[c.rend:]
+	}
+	n, errno := readSocket(fd, p)
+	switch {
+	case errno == syscall.EAGAIN:
+		// A connection in the middle of a value (a reservation, pins,
+		// unwritten replies) keeps its buffers and its goroutine.
+		if c.rpos == c.rend && !c.holdsValues() {
+			if c.parking.parkOnWait {
+				c.parking.parkOnWait = false
+				c.io.err = errParkNow
+				return true
+			}
+			c.releaseBuffers()
+		}
+		return false
+	case errno != 0:
+		c.io.err = os.NewSyscallError("read", errno)
+	case n == 0:
+		c.io.err = io.EOF
+	default:
+		c.io.n = n
+	}
+	return true
+}
+
+// write writes all of p, waiting for the socket to drain when it is full.
+func (c *conn) write(p []byte) (int, error) {
+	if c.io.raw == nil {
+		return c.nc.Write(p)
+	}
+	c.io.n, c.io.err, c.io.pending = 0, nil, p
+	err := c.io.raw.Write(c.io.onWrite)
+	c.io.pending = nil
+	if err == nil {
+		err = c.io.err
+	}
+	return c.io.n, err
+}
+
+// writable is write's RawConn.Write callback; false parks the goroutine
+// until the socket can take more.
+func (c *conn) writable(fd uintptr) bool {
+	for c.io.n < len(c.io.pending) {
+		n, errno := sendSocket(fd, c.io.pending[c.io.n:])
+		switch {
+		case errno == syscall.EAGAIN:
+			return false
+		case errno != 0:
+			c.io.err = os.NewSyscallError("write", errno)
+			return true
+		}
+		c.io.n += n
+	}
+	return true
+}
+
+// writeOut writes the pending replies that reference item memory (c.out:
+// write-buffer pieces and value spans) with vectored writes: one system
+// call for the lot unless the socket fills. c.out's elements are consumed;
+// the caller clears it.
+func (c *conn) writeOut() (int64, error) {
+	if c.io.raw == nil {
+		pieces := c.out
+		n, err := c.out.WriteTo(c.nc) // TLS and the rest: through net.Conn
+		c.out = pieces
+		return n, err
+	}
+	c.io.n, c.io.err, c.io.pendingV = 0, nil, c.out
+	err := c.io.raw.Write(c.io.onWriteV)
+	c.io.pendingV = nil
+	if err == nil {
+		err = c.io.err
+	}
+	return int64(c.io.n), err
+}
+
+// maxIOV is the most buffers one vectored write takes (Linux's IOV_MAX).
+const maxIOV = 1024
+
+// writableV is writeOut's RawConn.Write callback; false parks the
+// goroutine until the socket can take more.
+func (c *conn) writableV(fd uintptr) bool {
+	for {
+		for len(c.io.pendingV) > 0 && len(c.io.pendingV[0]) == 0 {
+			c.io.pendingV = c.io.pendingV[1:]
+		}
+		if len(c.io.pendingV) == 0 {
+			return true
+		}
+		iov := c.io.iov[:0]
+		for _, b := range c.io.pendingV {
+			if len(iov) == maxIOV {
+				break
+			}
+			if len(b) > 0 {
+				v := syscall.Iovec{Base: &b[0]}
+				v.SetLen(len(b))
+				iov = append(iov, v)
+			}
+		}
+		c.io.iov = iov
+		n, errno := sendBuffers(fd, iov)
+		clear(iov) // no pointers into item memory outlive the write
+		switch {
+		case errno == syscall.EAGAIN:
+			return false
+		case errno != 0:
+			c.io.err = os.NewSyscallError("sendmsg", errno)
+			return true
+		}
+		c.io.n += n
+		for n > 0 {
+			if b := c.io.pendingV[0]; n >= len(b) {
+				n -= len(b)
+				c.io.pendingV = c.io.pendingV[1:]
+			} else {
+				c.io.pendingV[0] = b[n:]
+				n = 0
+			}
+		}
+	}
+}

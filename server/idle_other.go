@@ -1,0 +1,15 @@
+//go:build !linux
+
+package server
+
+// idleSet is a stub where idle connections cannot give their goroutines
+// back (no epoll): they keep them.
+type idleSet struct{}
+
+const canParkIdle = false
+
+func (s *idleSet) add(*conn) bool { return false }
+func (s *idleSet) remove(*conn)   {}
+func (s *idleSet) close()         {}
+
+func peerGone(int32) bool { return false }
