@@ -97,6 +97,23 @@ run('expiry') do
   check('in_step_after_ttls', dc.get_multi(*Array.new(20) { |i| "after#{i}" }), Array.new(20) { |i| ["after#{i}", i] }.to_h)
 end
 
+run('quiet') do
+  # Inside multi Dalli sends quiet opcodes (SETQ, ADDQ, DELETEQ) and ends
+  # with a NOOP: only failures answer, and none may put the stream out of step.
+  dc.multi do
+    20.times { |i| dc.set("q#{i}", i) }
+    dc.add('q0', 'x')
+    dc.delete('q1')
+    dc.delete('qmissing')
+    dc.set('qneg', 'v', -1)
+  end
+  want = Array.new(20) { |i| ["q#{i}", i] }.to_h
+  want.delete('q1')
+  want['qneg'] = 'v'
+  check('multi_quiet', dc.get_multi(*Array.new(20) { |i| "q#{i}" }, 'qneg'), want)
+  check('after_multi', [!!dc.set('qa', 'a'), dc.get('qa')], [true, 'a'])
+end
+
 run('flush') do
   dc.set('flushed', 'v')
   dc.flush
