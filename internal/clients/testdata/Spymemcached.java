@@ -30,8 +30,40 @@ import net.spy.memcached.KetamaConnectionFactory;
 import net.spy.memcached.MemcachedClient;
 
 public class Spymemcached {
+    // OP_TIMEOUT_MS bounds each operation: the default 2.5 s is short on a
+    // machine busy with the other tests.
+    static final long OP_TIMEOUT_MS = 10000;
+
     interface Body {
         void run() throws Exception;
+    }
+
+    // factory makes the connection factory of a mode (text, binary, ketama)
+    // with OP_TIMEOUT_MS for every operation.
+    static ConnectionFactory factory(String mode) {
+        switch (mode) {
+        case "binary":
+            return new BinaryConnectionFactory() {
+                @Override
+                public long getOperationTimeout() {
+                    return OP_TIMEOUT_MS;
+                }
+            };
+        case "ketama":
+            return new KetamaConnectionFactory() {
+                @Override
+                public long getOperationTimeout() {
+                    return OP_TIMEOUT_MS;
+                }
+            };
+        default:
+            return new DefaultConnectionFactory() {
+                @Override
+                public long getOperationTimeout() {
+                    return OP_TIMEOUT_MS;
+                }
+            };
+        }
     }
 
     static void check(String name, Object got, Object want) {
@@ -157,7 +189,7 @@ public class Spymemcached {
     }
 
     static void ketama(List<InetSocketAddress> addrs) throws Exception {
-        MemcachedClient mc = new MemcachedClient(new KetamaConnectionFactory(), addrs);
+        MemcachedClient mc = new MemcachedClient(factory("ketama"), addrs);
         try {
             run("ketama/spread", () -> {
                 Map<SocketAddress, Long> before = currItems(mc);
@@ -178,7 +210,7 @@ public class Spymemcached {
                 }
                 check("ketama/curr_items", list(total, everyNode), list(200L, true));
                 // Each key is where ketama says: a client on that node alone has it.
-                MemcachedClient node0 = new MemcachedClient(new DefaultConnectionFactory(), addrs.subList(0, 1));
+                MemcachedClient node0 = new MemcachedClient(factory("text"), addrs.subList(0, 1));
                 int misplaced = 0;
                 for (String k : keys) {
                     SocketAddress home = mc.getNodeLocator().getPrimary(k).getSocketAddress();
@@ -200,7 +232,7 @@ public class Spymemcached {
         Logger.getLogger("net.spy.memcached").setLevel(Level.SEVERE);
         List<InetSocketAddress> addrs = AddrUtil.getAddresses(String.join(" ", args));
         for (String mode : new String[] {"text", "binary"}) {
-            ConnectionFactory cf = mode.equals("text") ? new DefaultConnectionFactory() : new BinaryConnectionFactory();
+            ConnectionFactory cf = factory(mode);
             MemcachedClient mc = new MemcachedClient(cf, addrs.subList(0, 1));
             try {
                 checks(mode, mc);

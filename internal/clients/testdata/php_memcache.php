@@ -16,7 +16,7 @@ function client(string $mode)
     global $host, $port;
     ini_set('memcache.protocol', $mode);
     $mc = new Memcache();
-    $mc->addServer($host, (int) $port);
+    $mc->addServer($host, (int) $port, true, 1, 10); // a 10 s timeout, not 1 s
     return $mc;
 }
 

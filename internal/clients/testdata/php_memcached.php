@@ -20,6 +20,8 @@ function client(bool $binary): Memcached
     $mc->setOption(Memcached::OPT_BINARY_PROTOCOL, $binary);
     $mc->setOption(Memcached::OPT_RECV_TIMEOUT, 10000000);
     $mc->setOption(Memcached::OPT_SEND_TIMEOUT, 10000000);
+    $mc->setOption(Memcached::OPT_POLL_TIMEOUT, 10000);
+    $mc->setOption(Memcached::OPT_CONNECT_TIMEOUT, 10000);
     $mc->addServer($host, (int) $port);
     return $mc;
 }
