@@ -1,7 +1,8 @@
 // spymemcached (libspymemcached-java): text, binary, and ketama over two
 // servers, all in one JVM (its start-up is the slow part).
 //
-// Usage: java -cp spymemcached.jar Spymemcached.java HOST:PORT HOST:PORT.
+// Usage: java -cp spymemcached.jar Spymemcached.java HOST:PORT HOST:PORT
+// (or compiled first with javac, as the test does).
 // The text and binary checks use the first server, ketama both. Expiries go
 // out as given: -1 as "-1" in text (expired at once), as 0xffffffff in
 // binary (memcached takes it as an absolute time decades ahead: kept). A
