@@ -58,6 +58,7 @@ func TestSetValueArrivesInPieces(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, r := dialText(t, "tcp", addr)
 			roundTrip(t, c, r, "delete k\r\n")
+			_ = c.SetDeadline(time.Now().Add(time.Minute)) // slow under -race on a busy machine
 			value := randomValue(rng, tt.size)
 			if _, err := fmt.Fprintf(c, tt.line, tt.size); err != nil {
 				t.Fatal(err)
@@ -76,7 +77,7 @@ func TestSetValueArrivesInPieces(t *testing.T) {
 			if tt.stored {
 				want = tt.reply + "VALUE k 7 " + strconv.Itoa(tt.size) + "\r\n" + string(value) + "\r\nEND\r\n"
 			}
-			if got := roundTrip(t, c, r, tt.trail+"get k\r\n"); got != want {
+			if got := longRoundTrip(t, c, r, tt.trail+"get k\r\n"); got != want {
 				t.Fatalf("got %.80q..., want %.80q...", got, want)
 			}
 		})
@@ -120,6 +121,27 @@ func TestRefusedValueAnsweredAfterIt(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tt.reply+"END\r\n")
 			}
 		})
+	}
+}
+
+// longRoundTrip is roundTrip with a deadline long enough for megabytes
+// under -race on a busy machine.
+func longRoundTrip(t *testing.T, c net.Conn, r *bufio.Reader, req string) string {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.WriteString(c, req+"mn\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v after %d bytes", err, sb.Len())
+		}
+		if line == "MN\r\n" {
+			return sb.String()
+		}
+		sb.WriteString(line)
 	}
 }
 
@@ -191,7 +213,7 @@ func TestSlowUploadersServed(t *testing.T) {
 // length depends on v, so a reader can tell a whole stored value from
 // anything else.
 func modelValue(key string, v int) []byte {
-	sizes := []int{2500, 9000, 40000, 150000, 600000}
+	sizes := []int{2500, 9000, 40000, 150000, 300000}
 	head := fmt.Sprintf("<%s:%d>", key, v)
 	return []byte((head + strings.Repeat(head, sizes[v%len(sizes)]/len(head)))[:sizes[v%len(sizes)]])
 }
@@ -219,7 +241,8 @@ func checkModelValue(key string, value []byte) error {
 // every value that arrives must be one that was stored whole.
 func TestRepliesFromPinnedItems(t *testing.T) {
 	addr := testutil.StartGocached(t, func(cfg *server.Config) {
-		cfg.Store.MemoryLimit = 8 << 20
+		// Less than a page per class the test uses: every class evicts.
+		cfg.Store.MemoryLimit = 4 << 20
 		cfg.Store.Automove = slab.AutomoveAggressive // a page move on each eviction
 	})
 	keys := []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"}
@@ -243,7 +266,8 @@ func TestRepliesFromPinnedItems(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(i)))
 			r := bufio.NewReaderSize(&stallingReader{c: c, rng: rng}, 4096)
 			for batch := 0; time.Now().Before(deadline); batch++ {
-				const pipelined = 10
+				const pipelined = 4
+				_ = c.SetDeadline(time.Now().Add(time.Minute))
 				if _, err := io.WriteString(c, strings.Repeat(getLine, pipelined)); err != nil {
 					errs <- err
 					return
@@ -301,6 +325,7 @@ func TestRepliesFromPinnedItems(t *testing.T) {
 					// Filler: evictions in the large classes, and page moves.
 					req = fmt.Sprintf("set fill%d 0 0 %d noreply\r\n%s\r\n", rng.Intn(200), len(filler), filler)
 				}
+				_ = c.SetDeadline(time.Now().Add(time.Minute))
 				if _, err := io.WriteString(c, req); err != nil {
 					errs <- err
 					return
@@ -379,7 +404,7 @@ func waitPinsReleased(t *testing.T, c net.Conn, r *bufio.Reader) {
 func TestNonReadingClients(t *testing.T) {
 	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.Store.MemoryLimit = 8 << 20 })
 	c, r := dialText(t, "tcp", addr)
-	big := strings.Repeat("b", 500<<10)
+	big := strings.Repeat("b", 200<<10)
 	expectReply(t, c, r, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(big), big), "STORED\r\n")
 	var stalled []net.Conn
 	for i := 0; i < 20; i++ {
@@ -388,7 +413,7 @@ func TestNonReadingClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		stalled = append(stalled, sc)
-		go func() { _, _ = io.WriteString(sc, strings.Repeat("get big\r\n", 100)) }()
+		go func() { _, _ = io.WriteString(sc, strings.Repeat("get big\r\n", 30)) }()
 	}
 	time.Sleep(300 * time.Millisecond)
 	stats := roundTrip(t, c, r, "stats go\r\n")
@@ -404,8 +429,8 @@ func TestNonReadingClients(t *testing.T) {
 	// old one whole when they read.
 	expectReply(t, c, r, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(big), strings.Repeat("B", len(big))), "STORED\r\n")
 	br := bufio.NewReader(stalled[0])
-	_ = stalled[0].SetReadDeadline(time.Now().Add(10 * time.Second))
-	for i := 0; i < 100; i++ {
+	_ = stalled[0].SetReadDeadline(time.Now().Add(time.Minute))
+	for i := 0; i < 30; i++ {
 		line, err := br.ReadString('\n')
 		if err != nil || line != fmt.Sprintf("VALUE big 0 %d\r\n", len(big)) {
 			t.Fatalf("reply %d: %q, %v", i, line, err)
