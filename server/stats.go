@@ -201,9 +201,17 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("slab_reassign_busy_deletes", 0)
 	u("slab_reassign_running", b2u(st.SlabReassignRunning))
 	u("slabs_moved", st.SlabsMoved)
-	u("lru_crawler_running", b2u(st.LRUCrawlerRunning))
-	u("lru_crawler_starts", st.LRUCrawlerStarts)
-	u("lru_maintainer_juggles", 0)
+	// As memcached, the crawler's and the maintainer's stats are listed
+	// only while they run (not under no_lru_crawler, "lru_crawler
+	// disable", no_lru_maintainer).
+	maintainer := !s.store.Config().NoLRUMaintainer
+	if s.store.CrawlerEnabled() {
+		u("lru_crawler_running", b2u(st.LRUCrawlerRunning))
+		u("lru_crawler_starts", st.LRUCrawlerStarts)
+	}
+	if maintainer {
+		u("lru_maintainer_juggles", 0)
+	}
 	u("malloc_fails", 0)
 	u("log_worker_dropped", 0)
 	u("log_worker_written", 0)
@@ -225,17 +233,21 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("slab_global_page_pool", st.SlabGlobalPagePool)
 	u("expired_unfetched", st.ExpiredUnfetched)
 	u("evicted_unfetched", st.EvictedUnfetched)
-	u("evicted_active", st.EvictedActive)
+	if maintainer {
+		u("evicted_active", st.EvictedActive)
+	}
 	u("evictions", st.Evictions)
 	u("reclaimed", st.Reclaimed)
 	u("crawler_reclaimed", st.CrawlerReclaimed)
 	u("crawler_items_checked", st.CrawlerItemsChecked)
 	u("lrutail_reflocked", 0)
-	u("moves_to_cold", 0)
-	u("moves_to_warm", 0)
-	u("moves_within_lru", 0)
-	u("direct_reclaims", 0)
-	u("lru_bumps_dropped", 0)
+	if maintainer {
+		u("moves_to_cold", 0)
+		u("moves_to_warm", 0)
+		u("moves_within_lru", 0)
+		u("direct_reclaims", 0)
+		u("lru_bumps_dropped", 0)
+	}
 	return b
 }
 
@@ -422,6 +434,9 @@ func (s *Server) appendItems(b []byte) []byte {
 	// memcached shows number_temp while the TEMP LRU is on (not the items
 	// left in TEMP after "lru temp_ttl -1" turned it off).
 	_, tempOn := s.store.TempTTL()
+	// Without the LRU maintainer memcached has one LRU a class and shows
+	// none of the segmented LRU's counts.
+	maintainer := !s.store.Config().NoLRUMaintainer
 	for _, cl := range s.store.Classes() {
 		if cl.Items == 0 {
 			continue
@@ -432,14 +447,16 @@ func (s *Server) appendItems(b []byte) []byte {
 			age = uint64(cl.OldestAge)
 		}
 		b = appendStatUint(b, p+"number", uint64(cl.Items))
-		b = appendStatUint(b, p+"number_hot", uint64(cl.NumberHot))
-		b = appendStatUint(b, p+"number_warm", uint64(cl.NumberWarm))
-		b = appendStatUint(b, p+"number_cold", uint64(cl.NumberCold))
-		if tempOn {
-			b = appendStatUint(b, p+"number_temp", uint64(cl.NumberTemp))
+		if maintainer {
+			b = appendStatUint(b, p+"number_hot", uint64(cl.NumberHot))
+			b = appendStatUint(b, p+"number_warm", uint64(cl.NumberWarm))
+			b = appendStatUint(b, p+"number_cold", uint64(cl.NumberCold))
+			if tempOn {
+				b = appendStatUint(b, p+"number_temp", uint64(cl.NumberTemp))
+			}
+			b = appendStatUint(b, p+"age_hot", uint64(max(cl.AgeHot, 0)))
+			b = appendStatUint(b, p+"age_warm", uint64(max(cl.AgeWarm, 0)))
 		}
-		b = appendStatUint(b, p+"age_hot", uint64(max(cl.AgeHot, 0)))
-		b = appendStatUint(b, p+"age_warm", uint64(max(cl.AgeWarm, 0)))
 		b = appendStatUint(b, p+"age", age)
 		b = appendStatUint(b, p+"mem_requested", cl.MemRequested)
 		b = appendStatUint(b, p+"evicted", cl.Evicted)
@@ -450,10 +467,15 @@ func (s *Server) appendItems(b []byte) []byte {
 		b = appendStatUint(b, p+"reclaimed", cl.Expired)
 		b = appendStatUint(b, p+"expired_unfetched", cl.ExpiredUnfetched)
 		b = appendStatUint(b, p+"evicted_unfetched", cl.EvictedUnfetched)
-		b = appendStatUint(b, p+"evicted_active", cl.EvictedActive)
+		if maintainer {
+			b = appendStatUint(b, p+"evicted_active", cl.EvictedActive)
+		}
 		b = appendStatUint(b, p+"crawler_reclaimed", cl.CrawlerReclaimed)
 		b = appendStatUint(b, p+"crawler_items_checked", cl.CrawlerItemsChecked)
 		b = appendStatUint(b, p+"lrutail_reflocked", 0)
+		if !maintainer {
+			continue
+		}
 		b = appendStatUint(b, p+"moves_to_cold", cl.MovesToCold)
 		b = appendStatUint(b, p+"moves_to_warm", cl.MovesToWarm)
 		b = appendStatUint(b, p+"moves_within_lru", cl.MovesWithinLRU)

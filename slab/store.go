@@ -340,8 +340,8 @@ func expTime(e int64) uint32 {
 	return uint32(e)
 }
 
-// lookup finds key's live item under the held stripe lock, removing an
-// expired or flushed one. It returns the slot, handle, head chunk and why
+// lookup finds key's live item under the held stripe lock, removing (and
+// counting in get_expired or get_flushed) an expired or flushed one. It returns the slot, handle, head chunk and why
 // an item was dropped (alive when none was).
 func (s *Store) lookup(st *stripe, tag uint32, key []byte, now uint32, fseq uint64) (int, uint32, []byte, int) {
 	pos, h := s.find(st, tag, key)
@@ -350,6 +350,13 @@ func (s *Store) lookup(st *stripe, tag uint32, key []byte, now uint32, fseq uint
 	}
 	b := s.chunk(h)
 	if why := dead(b, now, fseq); why != alive {
+		// memcached's do_item_get counts the dead item it drops, whatever
+		// the command (get, set, delete, incr, touch, meta).
+		if why == expired {
+			st.ctr.getExpired++
+		} else {
+			st.ctr.getFlushed++
+		}
 		st.removeAt(pos)
 		s.release(h, b)
 		return -1, 0, nil, why
@@ -476,14 +483,7 @@ func (s *Store) Get(dst, key []byte, opt *GetOptions) ([]byte, Item, bool) {
 	now, fseq := s.now()
 	st, si, tag := s.stripeFor(key)
 	st.mu.Lock()
-	pos, h, b, why := s.lookup(st, tag, key, now, fseq)
-	_ = pos
-	switch why {
-	case expired:
-		st.ctr.getExpired++
-	case flushed:
-		st.ctr.getFlushed++
-	}
+	_, h, b, why := s.lookup(st, tag, key, now, fseq)
 	if h == 0 {
 		miss := missOf(why)
 		if opt != nil && opt.Vivify && len(key) <= maxKeyLen {
