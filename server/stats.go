@@ -67,6 +67,14 @@ func (s *Server) resetStats() {
 	}
 	s.totalConns.Store(0)
 	s.rejectedConns.Store(0)
+	// As memcached's stats_reset: its global stats (listen_disabled_num,
+	// the log counters), each thread's and each class's counters, and the
+	// "stats detail" prefixes.
+	s.listenDisabled.Store(0)
+	s.watch.sent.Store(0)
+	s.watch.skipped.Store(0)
+	s.store.ResetStats()
+	s.prefixes.clear()
 }
 
 func (s *connStats) reset() {

@@ -981,6 +981,43 @@ func (s *Store) SetMemoryLimit(bytes int64) {
 	s.limit.Store(bytes)
 }
 
+// ResetStats zeroes the counters memcached's "stats reset" zeroes: every
+// command and item counter of the store and of each class (total_items,
+// get_expired, delete_*, incr_*, decr_*, cas_*, touch_*, evictions,
+// reclaimed, per-class hits and commands, the crawler's and the page
+// mover's counts). Gauges (curr_items, bytes, pages) are not counters and
+// stay.
+func (s *Store) ResetStats() {
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		st.mu.Lock()
+		st.ctr = stripeCounters{}
+		st.mu.Unlock()
+	}
+	for _, c := range s.classes {
+		c.mu.Lock()
+		c.movesToCold, c.movesToWarm, c.movesWithinLRU = 0, 0, 0
+		c.evictedActive = 0
+		c.crawlerReclaimed, c.crawlerChecked = 0, 0
+		c.evicted, c.evictedNonzero, c.evictedUnfetched, c.evictedTime = 0, 0, 0, 0
+		c.evictedPrev, c.oomPrev = 0, 0
+		c.reclaimed, c.expiredUnfetched, c.oom = 0, 0, 0
+		for sh := range c.hits {
+			for l := range c.hits[sh].n {
+				c.hits[sh].n[l].Store(0)
+			}
+			for op := range c.ops[sh].n {
+				c.ops[sh].n[op].Store(0)
+			}
+		}
+		c.mu.Unlock()
+	}
+	for _, v := range []*atomic.Uint64{&s.mv.moved, &s.mv.rescues, &s.mv.evictionsNomem,
+		&s.mv.inlineReclaim, &s.mv.busyItems, &s.crawler.starts} {
+		v.Store(0)
+	}
+}
+
 // Stats returns a snapshot of the counters without stopping writers: each
 // stripe and each class lock is taken only long enough to copy its counters.
 func (s *Store) Stats() Stats {
