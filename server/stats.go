@@ -25,6 +25,8 @@ type connStats struct {
 	storeTooLarge, storeNoMemory        uint64
 	authCmds, authErrors                uint64
 	bytesRead, bytesWritten             uint64
+	idleKicks, connYields               uint64 // idle-timeout closes; -R yields
+	responseObjOOM, readBufOOM          uint64 // replies and reads refused over read_buf_mem_limit
 }
 
 // add accumulates o into s. s must not be shared; o may be live.
@@ -44,6 +46,10 @@ func (s *connStats) add(o *connStats) {
 	s.authErrors += atomic.LoadUint64(&o.authErrors)
 	s.bytesRead += atomic.LoadUint64(&o.bytesRead)
 	s.bytesWritten += atomic.LoadUint64(&o.bytesWritten)
+	s.idleKicks += atomic.LoadUint64(&o.idleKicks)
+	s.connYields += atomic.LoadUint64(&o.connYields)
+	s.responseObjOOM += atomic.LoadUint64(&o.responseObjOOM)
+	s.readBufOOM += atomic.LoadUint64(&o.readBufOOM)
 }
 
 // totals sums the counters of every connection, live and closed.
@@ -80,7 +86,8 @@ func (s *Server) resetStats() {
 func (s *connStats) reset() {
 	for _, p := range []*uint64{&s.cmdGet, &s.getHits, &s.getMisses, &s.cmdSet, &s.cmdFlush,
 		&s.cmdTouch, &s.cmdMeta, &s.touchHits, &s.touchMisses, &s.storeTooLarge,
-		&s.storeNoMemory, &s.authCmds, &s.authErrors, &s.bytesRead, &s.bytesWritten} {
+		&s.storeNoMemory, &s.authCmds, &s.authErrors, &s.bytesRead, &s.bytesWritten,
+		&s.idleKicks, &s.connYields, &s.responseObjOOM, &s.readBufOOM} {
 		atomic.StoreUint64(p, 0)
 	}
 }
@@ -158,13 +165,13 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("total_connections", s.totalConns.Load())
 	u("rejected_connections", s.rejectedConns.Load())
 	u("connection_structures", uint64(s.currConns.Load()))
-	u("response_obj_oom", 0)
+	u("response_obj_oom", t.responseObjOOM)
 	u("response_obj_count", 0)
 	u("response_obj_bytes", 0)
 	u("read_buf_count", 0)
 	u("read_buf_bytes", 0)
 	u("read_buf_bytes_free", 0)
-	u("read_buf_oom", 0)
+	u("read_buf_oom", t.readBufOOM)
 	u("reserved_fds", 20) // memcached's fixed reservation; reported for dashboards
 	u("cmd_get", t.cmdGet)
 	u("cmd_set", t.cmdSet)
@@ -190,6 +197,9 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("store_no_memory", t.storeNoMemory)
 	u("auth_cmds", t.authCmds)
 	u("auth_errors", t.authErrors)
+	if s.cfg.IdleTimeout > 0 { // as memcached: listed under -o idle_timeout only
+		u("idle_kicks", t.idleKicks)
+	}
 	u("bytes_read", t.bytesRead)
 	u("bytes_written", t.bytesWritten)
 	u("limit_maxbytes", st.LimitMaxbytes)
@@ -197,7 +207,7 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("listen_disabled_num", s.listenDisabled.Load())
 	u("time_in_listen_disabled_us", 0)
 	u("threads", uint64(s.cfg.Threads))
-	u("conn_yields", 0)
+	u("conn_yields", t.connYields)
 	u("hash_power_level", st.HashPowerLevel)
 	u("hash_bytes", st.HashBytes)
 	u("hash_is_expanding", 0)

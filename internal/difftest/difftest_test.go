@@ -573,6 +573,8 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 							}
 						}
 					case "slab_chunk_max":
+						// memcached 1.6.18 reads bytes (gocached's command
+						// line reads kilobytes, as memcached 1.6.24+).
 						c.Store.SlabChunkMax, _ = strconv.Atoi(val)
 					case "no_lru_maintainer":
 						c.Store.NoLRUMaintainer = true
