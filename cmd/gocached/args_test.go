@@ -494,7 +494,7 @@ func TestSlabLayout(t *testing.T) {
 		{[]string{"-o", "slab_sizes=100-524288"}, []int{100, 524288}, 512 << 10, false},
 		{[]string{"-n", "20", "-o", "slab_sizes=20-40"}, []int{20, 40}, 512 << 10, false},
 		{[]string{"-o", "slab_sizes=100-1000", "-o", "slab_sizes=200"}, []int{200}, 512 << 10, false}, // the last wins
-		{[]string{"-o", "slab_chunk_max=16"}, nil, 16384, false}, // kilobytes (memcached 1.6.24+)
+		{[]string{"-o", "slab_chunk_max=16"}, nil, 16384, false},                                      // kilobytes (memcached 1.6.24+)
 		{[]string{"-o", "slab_sizes=100-16384,slab_chunk_max=16"}, []int{100, 16384}, 16384, false},
 		{[]string{"-o", "no_slab_reassign"}, nil, 512 << 10, true},
 		{[]string{"-o", "no_slab_reassign,slab_reassign"}, nil, 512 << 10, false},
