@@ -223,9 +223,11 @@ func parseCommand(line []byte, r *Request) error {
 	nt := tokenize(line, &r.tokens)
 	toks := r.tokens[:nt-1] // real tokens, without the terminal one
 	if len(toks) == 0 {
-		// memcached 1.6.18 answers ERROR; the current memcached (and
-		// gocached) a clearer CLIENT_ERROR.
-		return ErrBadFormat
+		// memcached 1.6.18's ERROR (the current memcached answers
+		// CLIENT_ERROR bad command line format): the leftover of a
+		// malformed data block is often an empty line, and 1.6.18's
+		// clients see ERROR there.
+		return ErrUnknownCommand
 	}
 	name := toks[0]
 	switch string(name) { // the compiler does not allocate for this switch

@@ -29,8 +29,8 @@ func TestParseLine(t *testing.T) {
 		{in: "gets a b c\r\n", cmd: CmdGets, keys: []string{"a", "b", "c"}},
 		{in: "get\r\n", err: ErrUnknownCommand},
 		{in: "GET a\r\n", err: ErrUnknownCommand},
-		{in: "\r\n", err: ErrBadFormat}, // current memcached (1.6.18: ERROR)
-		{in: "   \r\n", err: ErrBadFormat},
+		{in: "\r\n", err: ErrUnknownCommand}, // 1.6.18 (current memcached: CLIENT_ERROR)
+		{in: "   \r\n", err: ErrUnknownCommand},
 		{in: "x\r\n", err: ErrUnknownCommand},
 		{in: "GET / HTTP/1.1\r\n", err: ErrHTTPRequest},
 		{in: "POST /x HTTP/1.0\r\n", err: ErrHTTPRequest},

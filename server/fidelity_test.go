@@ -31,9 +31,6 @@ func TestNewerMemcached(t *testing.T) {
 	addr := testutil.StartGocached(t, nil)
 	c, r := dialText(t, "tcp", addr)
 	for _, tt := range []struct{ req, want string }{
-		// 1.6.18: ERROR.
-		{"\r\n", "CLIENT_ERROR bad command line format\r\n"},
-		{"   \r\n", "CLIENT_ERROR bad command line format\r\n"},
 		// 1.6.18: ERROR, then ERROR for the data line; now the data
 		// line is swallowed.
 		{"cas k 0 0 1\r\nb\r\nversion\r\n", "CLIENT_ERROR bad command line format\r\nVERSION " + server.Version + "\r\n"},
