@@ -25,8 +25,12 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 	case err == protocol.ErrLineTooLong:
 		c.closing = true
 		return 0, true
+	case err == protocol.ErrHTTPRequest:
+		c.closing = true // no reply, as memcached
+		return 0, true
 	case err != nil:
 		c.rpos += n
+		c.swallow = r.Swallow
 		if e, ok := err.(protocol.Reply); ok {
 			c.replyError(e)
 		}

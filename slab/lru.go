@@ -400,6 +400,83 @@ func (s *Store) evictItem(c *class, st *stripe, tag, h uint32, b []byte, now uin
 	s.noteEviction(c)
 }
 
+// deadTailSearch is how many items from a list's tail reclaimDeadTail
+// looks at for one that it can lock (memcached's lru_pull_tail tries 5).
+const deadTailSearch = 5
+
+// reclaimDeadTail frees up to limit dead items from the tail of c's list
+// seg, as memcached's lru_pull_tail without LRU_PULL_EVICT: it looks at a
+// few items from the tail, reclaims the dead ones and stops at the first
+// live one (the crawler finds dead items further up). Items of the stripe
+// the caller holds, and of busy stripes, are skipped. It returns the items
+// freed. c.mu held.
+func (s *Store) reclaimDeadTail(c *class, seg, held int, now uint32, fseq uint64, limit int) int {
+	const searchDepth = deadTailSearch
+	freed := 0
+	for freed < limit {
+		n := 0
+		for h, tries := c.lru[seg].tail, 0; h != 0 && tries < searchDepth && freed+n < limit; tries++ {
+			b := s.chunk(h)
+			prev := lruPrev(b)
+			st, tag, locked, ok := s.lockItem(b, held)
+			if !ok || !locked {
+				h = prev
+				continue
+			}
+			if dead(b, now, fseq) == alive {
+				st.mu.Unlock()
+				break
+			}
+			s.reclaimItem(c, st, tag, h, b)
+			st.mu.Unlock()
+			n++
+			h = prev
+		}
+		if n == 0 {
+			break
+		}
+		freed += n
+	}
+	return freed
+}
+
+// reclaimDeadTails frees up to limit dead items from the tails of every
+// list of c (HOT, WARM, COLD and TEMP; S3-FIFO's small and main FIFOs).
+// c.mu held.
+func (s *Store) reclaimDeadTails(c *class, held int, now uint32, fseq uint64, limit int) int {
+	freed := 0
+	for seg := range c.lru {
+		if c.lru[seg].n > 0 && freed < limit {
+			freed += s.reclaimDeadTail(c, seg, held, now, fseq, limit-freed)
+		}
+	}
+	return freed
+}
+
+// maintainLRU is the LRU maintainer's reclaiming (maintenance goroutine):
+// memcached's maintainer thread pulls the dead items off the tails of each
+// class's lists, so expired and flushed items give their memory back
+// before a store needs it. Under the flat LRU (no_lru_maintainer, "lru mode
+// flat") memcached's maintainer leaves COLD to the stores, and so does
+// this (allocChunk). Classes whose items carry no links (CLOCK) are left to
+// the crawler and the clock hand.
+func (s *Store) maintainLRU() {
+	now, fseq := s.now()
+	flat := s.policy.Load() == policyFlat
+	for _, c := range s.classes {
+		c.mu.Lock()
+		switch {
+		case flat || !c.links:
+			if c.lru[segTemp].n > 0 {
+				s.reclaimTemp(c, -1, now, fseq, tempReclaimMax)
+			}
+		case c.items > 0:
+			s.reclaimDeadTails(c, -1, now, fseq, tempReclaimMax)
+		}
+		c.mu.Unlock()
+	}
+}
+
 // reclaimTail frees one item of c: the first expired or flushed item near
 // the tail of the list eviction takes from, else (unless evictions are
 // disabled) the item the policy evicts, moving protected items on its way.

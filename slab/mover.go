@@ -523,7 +523,7 @@ func (s *Store) maintain() {
 			s.mv.running.Store(false)
 		}
 	}
-	s.maintainTemp()
+	s.maintainLRU()
 	s.crawlerTick()
 	s.collectIndex()
 }

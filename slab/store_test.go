@@ -971,3 +971,64 @@ func TestGetMiss(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiredMemoryReused checks that expired items give their memory back
+// before new memory is taken, as memcached's do_item_alloc_pull and LRU
+// maintainer do (memcached 1.6.18: ten 66560-byte items with a 2 s TTL,
+// 4 s, ten more: total_malloced stays 1 MB, reclaimed 10): by an
+// allocation that would take a new page, by the maintainer's background
+// reclaiming, and under the flat LRU by every allocation.
+func TestExpiredMemoryReused(t *testing.T) {
+	const size = 60000
+	for _, tt := range []struct {
+		name       string
+		cfg        Config
+		maintainer bool // run one maintainer pass before the second fill
+		fill       int  // items stored and expired before the second fill (-1: a page's worth)
+		reclaimed  uint64
+	}{
+		// Each policy: the page is full, the next store reuses the
+		// dead tail instead of taking a page.
+		{name: "segmented", cfg: Config{}, fill: -1},
+		{name: "flat", cfg: Config{NoLRUMaintainer: true}, fill: -1},
+		{name: "s3fifo", cfg: Config{Eviction: EvictionS3FIFO}, fill: -1},
+		// The maintainer reclaims every dead tail item in the background.
+		{name: "maintainer", cfg: Config{}, maintainer: true, fill: 3, reclaimed: 3},
+		// The flat LRU reclaims at COLD's tail before every allocation,
+		// even with room left in the page: the first store frees all three.
+		{name: "flat with room", cfg: Config{NoLRUMaintainer: true}, fill: 3, reclaimed: 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Maintenance = -1 // no background goroutine: the test runs the maintainer
+			s, clk := newTestStore(t, tt.cfg)
+			per := perPage(s, size)
+			n := tt.fill
+			if n < 0 {
+				n = per
+				tt.reclaimed = uint64(per)
+			}
+			val := string(bytes.Repeat([]byte("v"), size))
+			for i := 0; i < n; i++ {
+				set(t, s, "e"+strconv.Itoa(i), val, &SetOptions{Exptime: t0 + 2})
+			}
+			malloced := s.Stats().TotalMalloced
+			clk.advance(4 * time.Second)
+			if tt.maintainer {
+				s.maintainLRU()
+				if st := s.Stats(); st.CurrItems != 0 || st.Reclaimed != uint64(n) {
+					t.Fatalf("after the maintainer: curr_items %d, reclaimed %d; want 0, %d", st.CurrItems, st.Reclaimed, n)
+				}
+			}
+			for i := 0; i < n; i++ {
+				set(t, s, "n"+strconv.Itoa(i), val, nil)
+			}
+			st := s.Stats()
+			if st.TotalMalloced != malloced {
+				t.Errorf("total_malloced %d, want %d: new memory taken while expired items held it", st.TotalMalloced, malloced)
+			}
+			if st.Reclaimed != tt.reclaimed || st.Evictions != 0 {
+				t.Errorf("reclaimed %d, evictions %d; want %d, 0", st.Reclaimed, st.Evictions, tt.reclaimed)
+			}
+		})
+	}
+}

@@ -573,7 +573,17 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 							}
 						}
 					case "slab_chunk_max":
+						// memcached 1.6.18 reads bytes (gocached's command
+						// line reads kilobytes, as memcached 1.6.24+).
 						c.Store.SlabChunkMax, _ = strconv.Atoi(val)
+					case "no_lru_maintainer":
+						c.Store.NoLRUMaintainer = true
+					case "lru_maintainer":
+						c.Store.NoLRUMaintainer = false
+					case "no_lru_crawler":
+						c.Store.NoLRUCrawler = true
+					case "lru_crawler":
+						c.Store.NoLRUCrawler = false
 					case "no_slab_reassign":
 						c.Store.NoSlabReassign = true
 					case "slab_reassign":
