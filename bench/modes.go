@@ -190,6 +190,7 @@ type HitRatioOptions struct {
 	Servers  []ServerSpec
 	Keys     uint64 // key space (its data should exceed MemMB)
 	Size     int
+	SizeMax  int // values between Size and SizeMax bytes (uniform); 0 = Size
 	Dist     Dist
 	Ops      int64 // measured get requests (after as many for warm-up)
 	Warmup   int64
@@ -303,7 +304,8 @@ func hitRatioRun(ctx context.Context, spec ServerSpec, o HitRatioOptions, hr *Hi
 	defer srv.Stop()
 	hr.Version = srv.Version
 	cfg := Config{Network: "tcp", Addr: srv.Addr, Conns: o.Conns, Keys: o.Keys, Dist: o.Dist,
-		ValueMin: o.Size, ValueMax: o.Size, GetRatio: 1, Pipeline: o.Pipeline, Lazy: true, Seed: uint64(hr.Rep)}
+		ValueMin: o.Size, ValueMax: max(o.Size, o.SizeMax), GetRatio: 1, Pipeline: o.Pipeline, Lazy: true, Seed: uint64(hr.Rep),
+		Timeout: 30 * time.Second} // the miss ratio is measured, not latency: a loaded machine must not fail the run
 	if o.Warmup > 0 {
 		cfg.Ops = o.Warmup
 		res, err := Run(ctx, cfg)
@@ -314,6 +316,8 @@ func hitRatioRun(ctx context.Context, spec ServerSpec, o HitRatioOptions, hr *Hi
 	}
 	cfg.Ops = o.Ops
 	cfg.Seed += 1000
+	cfg.Dist.Start = o.Warmup // a shifting working set goes on shifting
+	cfg.KeyScan = uint64(o.Warmup) // one-off scan keys stay one-off: not the warm-up's again
 	res, err := Run(ctx, cfg)
 	if err != nil || res.Errors > 0 {
 		hr.Error = fmt.Sprintf("run: %v %v", err, errSummary(res))

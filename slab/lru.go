@@ -75,13 +75,15 @@ const (
 	policySegmented
 	policyS3FIFO
 	policyClock
+	policyS3Clock
 )
 
 // Eviction policy names (Config.Eviction).
 const (
-	EvictionLRU    = "lru"
-	EvictionS3FIFO = "s3fifo"
-	EvictionClock  = "clock"
+	EvictionLRU     = "lru"
+	EvictionS3FIFO  = "s3fifo"
+	EvictionClock   = "clock"
+	EvictionS3Clock = "s3clock"
 )
 
 // memcached's defaults for the segmented LRU.
@@ -159,8 +161,11 @@ func (s *Store) initLRU(cfg *Config) error {
 	if err := s.SetLRUTune(t.hotPct, t.warmPct, t.hotFactor, t.warmFactor); err != nil {
 		return err
 	}
+	if cfg.Eviction == "" {
+		cfg.Eviction = EvictionS3Clock
+	}
 	switch cfg.Eviction {
-	case "", EvictionLRU:
+	case EvictionLRU:
 		cfg.Eviction = EvictionLRU
 		if cfg.NoLRUMaintainer {
 			s.policy.Store(policyFlat)
@@ -173,10 +178,14 @@ func (s *Store) initLRU(cfg *Config) error {
 		s.ghost.init(cfg.MemoryLimit)
 	case EvictionClock:
 		s.policy.Store(policyClock)
+	case EvictionS3Clock:
+		s.policy.Store(policyS3Clock)
+		s.s3 = true
+		s.ghost.init(cfg.MemoryLimit)
 	default:
-		return fmt.Errorf("slab: unknown eviction policy %q (lru, s3fifo or clock)", cfg.Eviction)
+		return fmt.Errorf("slab: unknown eviction policy %q (lru, s3fifo, clock or s3clock)", cfg.Eviction)
 	}
-	s.linkAll = cfg.Eviction != EvictionClock
+	s.linkAll = cfg.Eviction != EvictionClock && cfg.Eviction != EvictionS3Clock
 	return nil
 }
 
@@ -233,6 +242,9 @@ func (s *Store) Eviction() string { return s.cfg.Eviction }
 func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 	l := &c.lru[seg]
 	setSeg(b, seg)
+	if s.s3 {
+		s.ghost.items.Add(1)
+	}
 	if !c.links {
 		l.n++
 		return
@@ -246,9 +258,6 @@ func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 	}
 	l.head = h
 	l.n++
-	if s.s3 {
-		s.ghost.items.Add(1)
-	}
 }
 
 // listRemove takes h out of its list. c.mu and h's stripe lock held. A
@@ -256,6 +265,9 @@ func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 func (s *Store) listRemove(c *class, h uint32, b []byte) {
 	seg := itemSeg(b)
 	l := &c.lru[seg]
+	if s.s3 {
+		s.ghost.items.Add(-1)
+	}
 	if !c.links {
 		l.n--
 		return
@@ -279,9 +291,6 @@ func (s *Store) listRemove(c *class, h uint32, b []byte) {
 		l.tail = p
 	}
 	l.n--
-	if s.s3 {
-		s.ghost.items.Add(-1)
-	}
 }
 
 // moveTo moves h to the head of list seg. c.mu and h's stripe lock held.
@@ -290,35 +299,47 @@ func (s *Store) moveTo(c *class, h uint32, b []byte, seg int) {
 	s.listPush(c, seg, h, b)
 }
 
-// linkSeg returns the list of c the new item b enters; oldb is the item
-// it replaces (nil if none). c.mu and b's stripe lock held.
-func (s *Store) linkSeg(c *class, tag uint32, b, oldb []byte) int {
+// linkSeg returns the list of c the new item b (handle h) enters; oldb is
+// the item it replaces (nil if none). c.mu and b's stripe lock held.
+func (s *Store) linkSeg(c *class, h, tag uint32, b, oldb []byte) int {
 	switch s.policy.Load() {
 	case policySegmented:
 		return segHot
+	case policyS3Clock:
+		seg := s.s3Admit(c, tag, b, oldb)
+		if seg == segHot && !c.links {
+			s.smallPush(c, h, tag)
+		}
+		return seg
 	case policyS3FIFO:
-		if oldb != nil {
-			// A replaced item is the same object to S3-FIFO (a request
-			// for a cached key, not a new admission): the new one keeps
-			// its queue and frequency.
-			setHits(b, itemHits(oldb))
-			if itemSeg(oldb) == segHot {
-				return segHot
-			}
-			return segCold
-		}
-		// Main on a ghost hit, and (as libCacheSim's S3FIFO) while the
-		// class has never evicted and its small FIFO holds its share.
-		if s.ghost.take(tag) || c.evicted == 0 && c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct {
-			return segCold
-		}
-		return segHot
+		return s.s3Admit(c, tag, b, oldb)
 	case policyClock:
 		if oldb != nil {
 			setHits(b, itemHits(oldb)) // as S3-FIFO: the same object
 		}
 	}
 	return segCold // flat LRU, CLOCK
+}
+
+// s3Admit returns the S3-FIFO queue the new item b enters: small (segHot)
+// or main (segCold). c.mu and b's stripe lock held.
+func (s *Store) s3Admit(c *class, tag uint32, b, oldb []byte) int {
+	if oldb != nil {
+		// A replaced item is the same object to S3-FIFO (a request
+		// for a cached key, not a new admission): the new one keeps
+		// its queue and frequency.
+		setHits(b, itemHits(oldb))
+		if itemSeg(oldb) == segHot {
+			return segHot
+		}
+		return segCold
+	}
+	// Main on a ghost hit, and (as libCacheSim's S3FIFO) while the
+	// class has never evicted and its small FIFO holds its share.
+	if s.ghost.take(tag) || c.evicted == 0 && c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct {
+		return segCold
+	}
+	return segHot
 }
 
 // noteHit records a get hit on b (hits_to_hot/warm/cold). b's stripe lock
@@ -332,8 +353,11 @@ func (s *Store) noteHit(si int, h uint32, b []byte) {
 // c.mu held.
 func (s *Store) tailAge(c *class, seg int, now uint32) int64 {
 	if !c.links {
-		if seg == segCold {
+		switch {
+		case seg == segCold:
 			return s.handAge(c, now) // the next the hand considers
+		case seg == segHot && s.s3:
+			return s.smallAge(c, now)
 		}
 		return 0
 	}
@@ -410,7 +434,9 @@ func (s *Store) reclaimTail(c *class, held int, now uint32, fseq uint64) bool {
 	switch {
 	case p == policyClock && !c.links:
 		return s.reclaimClock(c, held, now, fseq)
-	case p == policyS3FIFO, p == policyClock:
+	case p == policyS3Clock && !c.links:
+		return s.reclaimS3Clock(c, held, now, fseq)
+	case p == policyS3FIFO, p == policyClock, p == policyS3Clock:
 		// CLOCK's last class: every item is in COLD, S3-FIFO's main FIFO.
 		return s.reclaimS3(c, held, now, fseq)
 	}

@@ -407,6 +407,9 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 	st.hs[pos] = nh
 	s.freeChunk(c, h)
 	if !c.links {
+		if s.s3 && itemSeg(nb) == segHot {
+			s.smallPush(c, nh, uint32(s.hash(itemKey(nb))>>32)) // the old entry is stale now
+		}
 		return true
 	}
 	lst := &c.lru[itemSeg(nb)]

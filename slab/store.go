@@ -373,7 +373,7 @@ func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb [
 	c.mu.Lock()
 	seg := segTemp
 	if !s.isTemp(itemExp(b), now) {
-		seg = s.linkSeg(c, tag, b, oldb)
+		seg = s.linkSeg(c, h, tag, b, oldb)
 	}
 	s.lruLink(c, h, b, l, seg)
 	s.sizeCount(b, l, 1)
@@ -410,7 +410,7 @@ func (s *Store) touchAccess(h uint32, b []byte, now uint32) {
 			setAtime(b, now)
 			return
 		}
-	case policyS3FIFO, policyClock:
+	case policyS3FIFO, policyClock, policyS3Clock:
 		if n := itemHits(b); n < 3 {
 			setHits(b, n+1)
 		}
