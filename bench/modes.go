@@ -316,7 +316,7 @@ func hitRatioRun(ctx context.Context, spec ServerSpec, o HitRatioOptions, hr *Hi
 	}
 	cfg.Ops = o.Ops
 	cfg.Seed += 1000
-	cfg.Dist.Start = o.Warmup // a shifting working set goes on shifting
+	cfg.Dist.Start = o.Warmup      // a shifting working set goes on shifting
 	cfg.KeyScan = uint64(o.Warmup) // one-off scan keys stay one-off: not the warm-up's again
 	res, err := Run(ctx, cfg)
 	if err != nil || res.Errors > 0 {
