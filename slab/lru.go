@@ -162,7 +162,13 @@ func (s *Store) initLRU(cfg *Config) error {
 		return err
 	}
 	if cfg.Eviction == "" {
-		cfg.Eviction = EvictionS3Clock
+		// Tuning memcached's segmented LRU asks for it: someone moving a
+		// tuned memcached over gets what they tuned.
+		if cfg.NoLRUMaintainer || cfg.HotLRUPct != 0 || cfg.WarmLRUPct != 0 || cfg.HotMaxFactor != 0 || cfg.WarmMaxFactor != 0 {
+			cfg.Eviction = EvictionLRU
+		} else {
+			cfg.Eviction = EvictionS3Clock
+		}
 	}
 	switch cfg.Eviction {
 	case EvictionLRU:

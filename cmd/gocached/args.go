@@ -407,7 +407,6 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 	if cfg.Store.TempLRU && cfg.Store.NoLRUMaintainer {
 		return nil, exitErr(exUsage, "temporary_ttl requires lru_maintainer to be enabled")
 	}
-	cfg.Store.Eviction = impliedEviction(cfg.Extended)
 	// memcached's SASL is binary only: -S binds binary unless -B names
 	// another protocol, which is an error (even -B auto). cfg.Protocol
 	// stays as given: the server binds SASL connections binary itself,
@@ -602,23 +601,4 @@ func numFlag(name, alias string, def int64, base int) cli.Flag {
 // num reads a numFlag.
 func num(c *cli.Context, name string) int64 {
 	return c.Generic(name).(*numValue).n
-}
-
-// lruTuning are the -o options that tune memcached's segmented LRU.
-var lruTuning = []string{"no_lru_maintainer", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor"}
-
-// impliedEviction returns the eviction policy the -o options ask for: the
-// one named by eviction=, else memcached's segmented LRU ("lru") when an
-// option tunes it (someone moving a tuned memcached over gets what they
-// tuned), else "" (the store's default, s3clock).
-func impliedEviction(extended map[string]string) string {
-	if ev, ok := extended["eviction"]; ok {
-		return ev
-	}
-	for _, k := range lruTuning {
-		if _, ok := extended[k]; ok {
-			return slab.EvictionLRU
-		}
-	}
-	return ""
 }
