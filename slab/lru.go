@@ -181,13 +181,11 @@ func (s *Store) initLRU(cfg *Config) error {
 	case EvictionS3FIFO:
 		s.policy.Store(policyS3FIFO)
 		s.s3 = true
-		s.ghost.init(cfg.MemoryLimit)
 	case EvictionClock:
 		s.policy.Store(policyClock)
 	case EvictionS3Clock:
 		s.policy.Store(policyS3Clock)
 		s.s3 = true
-		s.ghost.init(cfg.MemoryLimit)
 	default:
 		return fmt.Errorf("slab: unknown eviction policy %q (lru, s3fifo, clock or s3clock)", cfg.Eviction)
 	}
@@ -342,7 +340,9 @@ func (s *Store) s3Admit(c *class, tag uint32, b, oldb []byte) int {
 	}
 	// Main on a ghost hit, and (as libCacheSim's S3FIFO) while the
 	// class has never evicted and its small FIFO holds its share.
-	if s.ghost.take(tag) || c.evicted == 0 && c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct {
+	// Under s3clock a class fills main alone: its ring costs nothing until
+	// there is something to evict.
+	if s.ghost.take(tag) || c.evicted == 0 && (!c.links || c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct) {
 		return segCold
 	}
 	return segHot
@@ -681,32 +681,52 @@ func (s *Store) s3Step(c *class, seg, held int, now uint32, fseq uint64, force b
 // once need no common lock; an entry counts only while fewer than that
 // many ghost insertions have followed it, which makes the table a FIFO of
 // that length.
+//
+// The table is made on the first eviction from a small FIFO, sized for
+// the items the store holds then (a cache that never evicts needs no
+// ghost), and made anew, empty, should the items outgrow it: 8 bytes for
+// each of 0.9–1.8 times the items, instead of a fixed share of -m.
 type ghost struct {
-	slots []atomic.Uint64
-	mask  uint64 // bucket index mask
+	tab   atomic.Pointer[ghostTable]
 	seq   atomic.Uint32
 	items atomic.Int64 // items in the store (S3-FIFO lists)
 }
 
-const ghostWays = 4
-
-func (g *ghost) init(memLimit int64) {
-	n := max(memLimit/128, 1<<12)
-	n = min(n, 1<<26)
-	buckets := uint64(1) << bits.Len64(uint64(n/ghostWays)-1)
-	g.slots = make([]atomic.Uint64, buckets*ghostWays)
-	g.mask = buckets - 1
+type ghostTable struct {
+	slots []atomic.Uint64
+	mask  uint64 // bucket index mask
 }
 
-func (g *ghost) bucket(tag uint32) []atomic.Uint64 {
-	i := (uint64(tag) * 0x9E3779B97F4A7C15 >> 32) & g.mask * ghostWays
-	return g.slots[i : i+ghostWays]
+const (
+	ghostWays = 4
+	ghostMin  = 1 << 12 // fewest entries
+)
+
+// table returns the ghost's table, making or growing it to hold 90% of
+// the store's items.
+func (g *ghost) table() *ghostTable {
+	t := g.tab.Load()
+	want := max(g.items.Load()*9/10, ghostMin)
+	if t != nil && int64(len(t.slots)) >= want {
+		return t
+	}
+	buckets := uint64(1) << bits.Len64(uint64(want/ghostWays)-1)
+	nt := &ghostTable{slots: make([]atomic.Uint64, buckets*ghostWays), mask: buckets - 1}
+	if g.tab.CompareAndSwap(t, nt) {
+		return nt
+	}
+	return g.tab.Load() // another class made one meanwhile
+}
+
+func (t *ghostTable) bucket(tag uint32) []atomic.Uint64 {
+	i := (uint64(tag) * 0x9E3779B97F4A7C15 >> 32) & t.mask * ghostWays
+	return t.slots[i : i+ghostWays]
 }
 
 // add remembers tag, replacing the oldest entry of its bucket.
 func (g *ghost) add(tag uint32) {
 	seq := g.seq.Add(1)
-	bk := g.bucket(tag)
+	bk := g.table().bucket(tag)
 	oldest, age := 0, uint32(0)
 	for i := range bk {
 		e := bk[i].Load()
@@ -723,9 +743,13 @@ func (g *ghost) add(tag uint32) {
 
 // take reports whether tag is in the ghost, and forgets it.
 func (g *ghost) take(tag uint32) bool {
+	t := g.tab.Load()
+	if t == nil {
+		return false
+	}
 	seq := g.seq.Load()
 	window := uint32(max(g.items.Load()*9/10, 1))
-	bk := g.bucket(tag)
+	bk := t.bucket(tag)
 	for i := range bk {
 		e := bk[i].Load()
 		if e != 0 && uint32(e>>32) == tag && seq-uint32(e) < window {

@@ -27,9 +27,9 @@ package slab
 // Ring entries go stale when their item is deleted, replaced or moved by
 // the page mover (the replacement or copy is pushed anew): an entry counts
 // only while its chunk still holds a small item of the same key tag, which
-// is checked when it is taken. Stale entries are dropped when the ring
-// holds twice as many entries as small items, so the ring stays within
-// twice the small queue. The last class (items over half a page) keeps
+// is checked when it is taken. Stale and duplicate entries are dropped
+// when the ring holds twice as many entries as small items (plus a
+// slack), so it stays within about twice the small queue. The last class (items over half a page) keeps
 // lists, as under CLOCK, and runs the list-based S3-FIFO.
 
 // smallRing is a class's small FIFO: entries are handle<<32 | key tag,
@@ -76,18 +76,29 @@ func (s *Store) smallPush(c *class, h, tag uint32) {
 }
 
 // smallCompact drops the ring entries whose chunk no longer holds an item
-// of their key tag. c.mu held.
+// of their key tag, and all but the newest entry of a chunk (overwrites of
+// a key may put it back in a chunk it had before). c.mu held.
 func (s *Store) smallCompact(c *class) {
-	pt := s.pt.Load()
 	r := &c.small
-	keep := 0
-	for i := range r.n {
+	if r.n == 0 {
+		return
+	}
+	pt := s.pt.Load()
+	seen := make(map[uint32]struct{}, r.n/2)
+	keep := 0 // kept entries, packed at the ring's end, newest last
+	for i := r.n - 1; i >= 0; i-- {
 		v := r.peek(i)
-		if b := s.classChunk(c, pt, uint32(v>>32)); b != nil && uint32(s.hash(itemKey(b))>>32) == uint32(v) {
-			r.e[(r.head+keep)%len(r.e)] = v
+		h := uint32(v >> 32)
+		if _, dup := seen[h]; dup {
+			continue
+		}
+		if b := s.classChunk(c, pt, h); b != nil && uint32(s.hash(itemKey(b))>>32) == uint32(v) {
+			seen[h] = struct{}{}
 			keep++
+			r.e[(r.head+r.n-keep)%len(r.e)] = v
 		}
 	}
+	r.head = (r.head + r.n - keep) % len(r.e)
 	r.n = keep
 }
 

@@ -905,6 +905,13 @@ func benchmarkManyItems(b *testing.B, eviction string) {
 	b.ReportMetric(float64(st.Bytes)/float64(n)-float64(payload), "header-B/item")
 	b.ReportMetric(float64(st.HashBytes)/float64(n), "index-B/item")
 	b.ReportMetric(float64(st.TotalMalloced+st.HashBytes)/float64(n)-float64(payload), "total-overhead-B/item")
+	ring := 0 // s3clock's small-queue rings (s3clock.go)
+	for _, c := range s.classes {
+		c.mu.Lock()
+		ring += 8 * len(c.small.e)
+		c.mu.Unlock()
+	}
+	b.ReportMetric(float64(ring)/float64(n), "queue-B/item")
 	runtime.KeepAlive(s)
 }
 

@@ -433,6 +433,7 @@ func memoryCmd() *cli.Command {
 			&cli.IntFlag{Name: "items", Aliases: []string{"n"}, Value: 1000000, Usage: "items to store"},
 			&cli.IntFlag{Name: "size", Value: 100, Usage: "value size in bytes"},
 			&cli.IntFlag{Name: "size-max", Usage: "with it, value sizes are uniform between --size and this"},
+			&cli.IntFlag{Name: "key-len", Usage: "with it, keys of this many bytes and flags 0 (e.g. 20), instead of the generator's 14-byte keys with flags"},
 			&cli.IntFlag{Name: "conns", Aliases: []string{"c"}, Value: 16, Usage: "connections"},
 		),
 		Action: func(c *cli.Context) error {
@@ -448,10 +449,10 @@ func memoryCmd() *cli.Command {
 				return err
 			}
 			rep := bench.Memory(c.Context, bench.MemoryOptions{Servers: specs, Items: n, Size: size, SizeMax: sizeMax,
-				Reps: c.Int("reps"), Conns: c.Int("conns"), Log: logw(c), Failed: failed})
+				KeyLen: c.Int("key-len"), Reps: c.Int("reps"), Conns: c.Int("conns"), Log: logw(c), Failed: failed})
 			fillVersions(&env, rep.Runs)
 			rep.Env = env
-			rep.Options = map[string]any{"items": n, "size": size, "size_max": sizeMax, "memory_mb": c.Int("memory"), "reps": c.Int("reps")}
+			rep.Options = map[string]any{"items": n, "size": size, "size_max": sizeMax, "key_len": c.Int("key-len"), "memory_mb": c.Int("memory"), "reps": c.Int("reps")}
 			sz := strconv.Itoa(size)
 			if sizeMax > size {
 				sz += "-" + strconv.Itoa(sizeMax)
