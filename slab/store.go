@@ -60,6 +60,9 @@ type Store struct {
 	stripes    []stripe
 	stripeMask uint64
 	idxFreed   atomic.Int64 // bytes of index tables replaced since the last collectIndex
+	// idxFreedSeen is idxFreed at the last maintenance tick (maintain's
+	// goroutine only).
+	idxFreedSeen int64
 
 	cas      atomic.Uint64 // last CAS / store sequence handed out
 	flushSeq atomic.Uint64 // items with a sequence <= this are flushed
