@@ -33,6 +33,9 @@ type class struct {
 	// class's chunks in place from hand.
 	links bool
 	hand  uint32
+	// small is S3-FIFO's small queue in classes without lists under
+	// s3clock (s3clock.go).
+	small smallRing
 
 	pages, used, items int
 	bytes              uint64

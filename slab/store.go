@@ -60,6 +60,9 @@ type Store struct {
 	stripes    []stripe
 	stripeMask uint64
 	idxFreed   atomic.Int64 // bytes of index tables replaced since the last collectIndex
+	// idxFreedSeen is idxFreed at the last maintenance tick (maintain's
+	// goroutine only).
+	idxFreedSeen int64
 
 	cas      atomic.Uint64 // last CAS / store sequence handed out
 	flushSeq atomic.Uint64 // items with a sequence <= this are flushed
@@ -380,7 +383,7 @@ func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb [
 	c.mu.Lock()
 	seg := segTemp
 	if !s.isTemp(itemExp(b), now) {
-		seg = s.linkSeg(c, tag, b, oldb)
+		seg = s.linkSeg(c, h, tag, b, oldb)
 	}
 	s.lruLink(c, h, b, l, seg)
 	s.sizeCount(b, l, 1)
@@ -417,7 +420,7 @@ func (s *Store) touchAccess(h uint32, b []byte, now uint32) {
 			setAtime(b, now)
 			return
 		}
-	case policyS3FIFO, policyClock:
+	case policyS3FIFO, policyClock, policyS3Clock:
 		if n := itemHits(b); n < 3 {
 			setHits(b, n+1)
 		}

@@ -57,8 +57,16 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	sizes := s.ClassSizes()
-	if sizes[0] != 80 { // 25-byte header (with LRU links) + 48, aligned to 8
-		t.Errorf("class 1 = %d, want 80", sizes[0])
+	if sizes[0] != 72 { // 17-byte header (no LRU links under s3clock) + 48, aligned to 8
+		t.Errorf("class 1 = %d, want 72", sizes[0])
+	}
+	if s.Eviction() != EvictionS3Clock {
+		t.Errorf("default eviction %q, want %q", s.Eviction(), EvictionS3Clock)
+	}
+	for _, cfg := range []Config{{Eviction: EvictionLRU}, {NoLRUMaintainer: true}, {HotLRUPct: 10}, {WarmMaxFactor: 3}} {
+		if lru, _ := newTestStore(t, cfg); lru.Eviction() != EvictionLRU || lru.ClassSizes()[0] != 80 { // 25-byte header
+			t.Errorf("%+v: eviction %q, class 1 = %d; want lru, 80", cfg, lru.Eviction(), lru.ClassSizes()[0])
+		}
 	}
 	if sizes[len(sizes)-1] != 1<<20 || sizes[len(sizes)-2] != 1<<19 {
 		t.Errorf("last classes = %v", sizes[len(sizes)-2:])
@@ -569,7 +577,7 @@ func TestEvictionOrder(t *testing.T) {
 }
 
 func TestReclaimExpiredFirst(t *testing.T) {
-	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20})
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Eviction: EvictionLRU})
 	const size = 900
 	val := bytes.Repeat([]byte("v"), size)
 	fillClass(t, s, "k", perPage(s, size)-4, size)
@@ -847,7 +855,7 @@ func putHex(b []byte, v uint64) {
 // count and the store's per-item overhead, to show that GC work does not
 // grow with N (compare N=100000 and N=1000000).
 func BenchmarkManyItems(b *testing.B) {
-	for _, ev := range []string{EvictionLRU, EvictionClock} {
+	for _, ev := range []string{EvictionLRU, EvictionClock, EvictionS3Clock} {
 		b.Run(ev, func(b *testing.B) { benchmarkManyItems(b, ev) })
 	}
 }
@@ -897,6 +905,13 @@ func benchmarkManyItems(b *testing.B, eviction string) {
 	b.ReportMetric(float64(st.Bytes)/float64(n)-float64(payload), "header-B/item")
 	b.ReportMetric(float64(st.HashBytes)/float64(n), "index-B/item")
 	b.ReportMetric(float64(st.TotalMalloced+st.HashBytes)/float64(n)-float64(payload), "total-overhead-B/item")
+	ring := 0 // s3clock's small-queue rings (s3clock.go)
+	for _, c := range s.classes {
+		c.mu.Lock()
+		ring += 8 * len(c.small.e)
+		c.mu.Unlock()
+	}
+	b.ReportMetric(float64(ring)/float64(n), "queue-B/item")
 	runtime.KeepAlive(s)
 }
 

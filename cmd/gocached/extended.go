@@ -167,7 +167,7 @@ var suboptions = map[string]subopt{
 	// gocached's own: serve Prometheus metrics on host:port (":9150" for
 	// every interface).
 	"metrics_listen": valued("metrics_listen", checkHostPort),
-	"eviction":       valued("eviction", checkOneOf("eviction must be lru, s3fifo or clock", "lru", "s3fifo", "clock")),
+	"eviction":       valued("eviction", checkOneOf("eviction must be lru, s3fifo, clock or s3clock", "lru", "s3fifo", "clock", "s3clock")),
 
 	"ssl_chain_cert":    valued("ssl_chain_cert", nil),
 	"ssl_key":           valued("ssl_key", nil),

@@ -118,8 +118,11 @@ are logged at warn level (-v) as "option accepted, not implemented".
 gocached's own -o suboptions:
    - metrics_listen:      host:port for Prometheus metrics at /metrics, named
                           as memcached_exporter names them (default: off)
-   - eviction:            lru, s3fifo or clock (default: lru); clock keeps
-                          no LRU links: 8 bytes less per item
+   - eviction:            s3clock, lru, s3fifo or clock (default: s3clock,
+                          S3-FIFO's queues over CLOCK's link-free items;
+                          lru is memcached's segmented LRU, also chosen
+                          when no_lru_maintainer, hot_lru_pct, warm_lru_pct,
+                          hot_max_factor or warm_max_factor is given)
 
 Subcommands (instead of the flags above):
    gocached cluster up N [--base-port P] [flags]   N local nodes, until Ctrl-C

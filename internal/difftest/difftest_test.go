@@ -66,7 +66,7 @@ func TestDifferential(t *testing.T) {
 			if selfCheck {
 				other, otherName = testutil.StartMemcached(t, c.flags...), "memcached#2"
 			} else {
-				mutate, err := configFromFlags(c.flags)
+				mutate, err := configFromFlags(append(append([]string(nil), c.flags...), c.goFlags...))
 				if err != nil {
 					t.Fatalf("%s: %v", c.file, err)
 				}
@@ -593,6 +593,8 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 						if c.Store.Automove == 0 {
 							c.Store.Automove = slab.AutomoveDisabled
 						}
+					case "eviction": // gocached's own (gocached-flags)
+						c.Store.Eviction = val
 					case "temporary_ttl":
 						c.Store.TempLRU = true
 						c.Store.TemporaryTTL, _ = strconv.Atoi(val)
