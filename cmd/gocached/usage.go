@@ -136,6 +136,11 @@ gocached's own -o suboptions:
                           as memcached_exporter names them (default: off)
    - eviction:            lru, s3fifo or clock (default: lru); clock keeps
                           no LRU links: 8 bytes less per item
+   - cluster_config:      answer ElastiCache auto-discovery ("config get
+                          cluster"): cluster_config=FILE reads FILE (a
+                          version line, then host|ip|port entries) and
+                          re-reads it on SIGHUP; "config set cluster" sets
+                          it at run time (default: off, as memcached)
 
 Subcommands (instead of the flags above):
    gocached cluster up N [--base-port P] [flags]   N local nodes, until Ctrl-C
