@@ -278,8 +278,8 @@ func TestImage(t *testing.T) {
 
 	// The image as the official one is configured.
 	cfg := mustRun(t, 20*time.Second, nil, "docker", "image", "inspect", "-f",
-		"{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{json .Config.ExposedPorts}}|{{json .Config.Healthcheck.Test}}", gocachedImage)
-	want := `11211:11211|["/gocached"]|["memcached"]|{"11211/tcp":{}}|["CMD","/gocached","healthcheck"]`
+		"{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{json .Config.ExposedPorts}}|{{json .Config.Healthcheck.Test}}|{{.Config.StopSignal}}", gocachedImage)
+	want := `11211:11211|["/gocached"]|["memcached"]|{"11211/tcp":{}}|["CMD","/gocached","healthcheck"]|SIGUSR1`
 	if strings.TrimSpace(cfg) != want {
 		t.Errorf("image config:\n got %s\nwant %s", strings.TrimSpace(cfg), want)
 	}
@@ -490,4 +490,110 @@ func TestComposeCluster(t *testing.T) {
 	p.must(time.Minute, "start", "cache2")
 	waitHealthy(t, p.container("cache2"), 40*time.Second)
 	readAll("cache2 back")
+}
+
+// fillKeys stores n keys (warm:0..) with 100-byte values over one
+// pipelined connection.
+func fillKeys(t *testing.T, m *memcached, n int) {
+	t.Helper()
+	_ = m.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	w := bufio.NewWriterSize(m.c, 64<<10)
+	for i := 0; i < n; i++ {
+		v := warmValue(i)
+		fmt.Fprintf(w, "set warm:%d 0 0 %d noreply\r\n%s\r\n", i, len(v), v)
+	}
+	if _, err := w.WriteString("mn\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := m.r.ReadString('\n'); err != nil || l != "MN\r\n" {
+		t.Fatalf("after filling: %q %v", l, err)
+	}
+}
+
+func warmValue(i int) string { return fmt.Sprintf("%-100d", i) }
+
+// countKeys reads keys warm:0..n-1 in multigets of 100 and counts those
+// present with their value.
+func countKeys(t *testing.T, m *memcached, n int) int {
+	t.Helper()
+	_ = m.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	found := 0
+	for base := 0; base < n; base += 100 {
+		var req strings.Builder
+		req.WriteString("get")
+		for i := base; i < min(base+100, n); i++ {
+			fmt.Fprintf(&req, " warm:%d", i)
+		}
+		req.WriteString("\r\n")
+		if _, err := io.WriteString(m.c, req.String()); err != nil {
+			t.Fatal(err)
+		}
+		lines, err := m.readUntilEnd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j+1 < len(lines); j += 2 {
+			var i int
+			if _, err := fmt.Sscanf(lines[j], "VALUE warm:%d ", &i); err == nil && lines[j+1] == warmValue(i) {
+				found++
+			}
+		}
+	}
+	return found
+}
+
+// TestComposeWarmRestart replaces the cache container with
+// "docker-compose up -d --force-recreate" on the same memory file (host
+// tmpfs): the image's stop signal (SIGUSR1) saves the items, the new
+// container restores them.
+func TestComposeWarmRestart(t *testing.T) {
+	requireDocker(t)
+	compose := composeCmd(t)
+	buildImages(t)
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Skip("skipping: no /dev/shm for the memory file")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "gocached-warm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The image runs as uid 11211.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	port := testutil.FreePort(t)
+	env := []string{"GOCACHED_IMAGE=" + gocachedImage, fmt.Sprintf("CACHE_PORT=%d", port), "CACHE_MEMORY_DIR=" + dir, "CACHE_MB=64"}
+	file := filepath.Join(repoRoot(t), "examples", "compose", "docker-compose.warm.yml")
+	p := newProject(t, compose, fmt.Sprintf("gocachedwarm%d", os.Getpid()), env, file)
+	p.must(2*time.Minute, "up", "-d", "--no-build")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	const n = 100_000
+	m := dialReady(t, addr, 30*time.Second)
+	fillKeys(t, m, n)
+	before := countKeys(t, m, n)
+	if before != n {
+		t.Fatalf("%d of %d keys present before the restart", before, n)
+	}
+	old := p.container("cache")
+	m.c.Close()
+
+	start := time.Now()
+	p.must(3*time.Minute, "up", "-d", "--no-build", "--force-recreate")
+	recreated := time.Since(start)
+	if id := p.container("cache"); id == old {
+		t.Fatal("the container was not replaced")
+	}
+	m = dialReady(t, addr, 30*time.Second)
+	ready := time.Since(start)
+	after := countKeys(t, m, n)
+	t.Logf("%d of %d keys present after --force-recreate (recreate took %v, answering after %v)", after, n, recreated, ready)
+	if after*100 < n*99 {
+		logs, _ := p.run(30*time.Second, "logs", "--tail", "20")
+		t.Fatalf("%d of %d keys after the restart, want >= 99%%\nlogs:\n%s", after, n, logs)
+	}
 }
