@@ -1,10 +1,14 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -40,7 +44,9 @@ func (e *NodeError) Error() string {
 // Unwrap exposes both ErrNodeDown and the cause.
 func (e *NodeError) Unwrap() []error { return []error{ErrNodeDown, e.Err} }
 
-// Options configures a Client. The zero value gives twemproxy's defaults.
+// Options configures a Client. The zero value gives twemproxy's defaults,
+// ketama placement for Dial, one copy of each key and re-resolution every
+// 10 s.
 type Options struct {
 	// FailureLimit is how many consecutive failed operations eject a node
 	// (twemproxy server_failure_limit). 0 means DefaultFailureLimit.
@@ -63,83 +69,168 @@ type Options struct {
 	Timeout time.Duration
 	// MaxIdleConns is kept per node; 0 means memcache.DefaultMaxIdleConns.
 	MaxIdleConns int
+	// DialContext, when set, opens every connection to a node (and to an
+	// "ecdisc+" endpoint): use a tls.Dialer's for TLS, or a net.Dialer
+	// with its own Resolver. nil means a net.Dialer with Timeout.
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 	// TTLJitter shortens each TTL set by GetOrLoad/WriteThrough by a random
 	// fraction in [0, TTLJitter), so keys loaded together do not expire
 	// together and stampede the backend. 0 means 0.1; negative disables.
 	TTLJitter float64
+
+	// Replicas is how many distinct nodes hold each key: the first Replicas
+	// live nodes in the key's ring order. Writes go to all of them, reads
+	// to the first that answers, deletes to all. 0 or 1 means one copy (no
+	// replication); it is capped at the number of nodes. See the README
+	// for the consistency this gives and what it costs.
+	Replicas int
+
+	// The fields below are used by Dial only.
+
+	// Distribution is Dial's placement; the default is Ketama.
+	Distribution Distribution
+	// KeyHash is the key hash of Dial's ketama continuum. The zero value is
+	// HashMD5, libmemcached's ketama; twemproxy's default is HashFNV1a64.
+	KeyHash KeyHash
+	// ResolveInterval is how often Dial's names are looked up again. 0
+	// means DefaultResolveInterval (10 s); negative resolves only at Dial.
+	ResolveInterval time.Duration
+	// ResolveTimeout bounds one round of lookups. 0 means 5 s.
+	ResolveTimeout time.Duration
+	// Resolver does the DNS lookups of "dns+" and "dnssrv+" names (and of
+	// an "ecdisc+" endpoint's host). nil means net.DefaultResolver; tests
+	// pass a *net.Resolver whose Dial reaches a DNS server of their own.
+	Resolver Resolver
+	// Logger receives failed lookups (Warn) and membership changes (Info).
+	// nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Client is a sharded memcached client with failover. It routes each key
 // through its Selector, talks to each node with its own gomemcache client
 // (so a failure is charged to exactly the node that produced it) and ejects
-// nodes that keep failing. It is safe for concurrent use.
+// nodes that keep failing. A Client made by Dial also follows its nodes'
+// names as they change. It is safe for concurrent use.
 type Client struct {
-	sel    Selector
-	h      *health
-	nodes  []*memcache.Client
-	jitter float64
-	flight flight
+	// ring is swapped whole when discovery changes the membership, so an
+	// operation routes and talks to one consistent set of nodes.
+	ring     atomic.Pointer[ring]
+	opt      Options
+	replicas int
+	jitter   float64
+	flight   flight
+	disc     *discovery // nil for New
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
 }
 
+// ring is one membership: a selector, its ejection state and one
+// gomemcache client per node, indexed like sel.Nodes().
+type ring struct {
+	sel   Selector
+	h     *health
+	nodes []*memcache.Client
+}
+
 // New returns a Client over sel. It configures sel's ejection state, so a
 // selector should be used by one Client.
 func New(sel Selector, opt Options) *Client {
-	c := &Client{sel: sel, h: sel.health(), jitter: opt.TTLJitter, stop: make(chan struct{})}
+	c := newClient(opt)
+	r := &ring{sel: sel, h: sel.health()}
+	c.configureHealth(r.h)
+	for _, a := range sel.Nodes() {
+		r.nodes = append(r.nodes, c.newNodeClient(a))
+	}
+	c.ring.Store(r)
+	c.startProbe()
+	return c
+}
+
+func newClient(opt Options) *Client {
+	c := &Client{opt: opt, jitter: opt.TTLJitter, replicas: max(opt.Replicas, 1), stop: make(chan struct{})}
 	if c.jitter == 0 {
 		c.jitter = 0.1
-	}
-	limit := opt.FailureLimit
-	if limit <= 0 {
-		limit = DefaultFailureLimit
-	}
-	if opt.NoEject {
-		limit = 1 << 30
-	}
-	retry := opt.RetryTimeout
-	if retry <= 0 {
-		retry = DefaultRetryTimeout
-	}
-	c.h.limit.Store(int32(limit))
-	c.h.retry.Store(int64(retry))
-	c.h.lazy.Store(opt.ProbeInterval <= 0)
-	for _, a := range sel.Nodes() {
-		mc := memcache.NewFromSelector(singleNode{a})
-		mc.Timeout = opt.Timeout
-		mc.MaxIdleConns = opt.MaxIdleConns
-		c.nodes = append(c.nodes, mc)
-	}
-	if opt.ProbeInterval > 0 {
-		c.wg.Add(1)
-		go c.probe(opt.ProbeInterval)
 	}
 	return c
 }
 
-// Close stops the background probe and closes idle connections.
+func (c *Client) startProbe() {
+	if c.opt.ProbeInterval > 0 {
+		c.wg.Add(1)
+		go c.probe(c.opt.ProbeInterval)
+	}
+}
+
+// configureHealth applies the ejection options to a ring's health state.
+func (c *Client) configureHealth(h *health) {
+	limit := c.opt.FailureLimit
+	if limit <= 0 {
+		limit = DefaultFailureLimit
+	}
+	if c.opt.NoEject {
+		limit = 1 << 30
+	}
+	retry := c.opt.RetryTimeout
+	if retry <= 0 {
+		retry = DefaultRetryTimeout
+	}
+	h.limit.Store(int32(limit))
+	h.retry.Store(int64(retry))
+	h.lazy.Store(c.opt.ProbeInterval <= 0)
+}
+
+func (c *Client) newNodeClient(a net.Addr) *memcache.Client {
+	mc := memcache.NewFromSelector(singleNode{a})
+	mc.Timeout = c.opt.Timeout
+	mc.MaxIdleConns = c.opt.MaxIdleConns
+	mc.DialContext = c.opt.DialContext
+	return mc
+}
+
+// Close stops the background probe and re-resolution and closes idle
+// connections.
 func (c *Client) Close() error {
 	c.once.Do(func() { close(c.stop) })
 	c.wg.Wait()
-	for _, n := range c.nodes {
+	for _, n := range c.ring.Load().nodes {
 		_ = n.Close()
+	}
+	if c.disc != nil {
+		c.disc.closeRetired()
 	}
 	return nil
 }
 
-// Selector returns the selector the client routes with.
-func (c *Client) Selector() Selector { return c.sel }
+// Selector returns the selector the client routes with now. A Client made
+// by Dial replaces it when the membership changes.
+func (c *Client) Selector() Selector { return c.ring.Load().sel }
 
-// Node returns the node key is routed to now.
-func (c *Client) Node(key string) (net.Addr, error) { return c.sel.PickServer(key) }
+// Node returns the node key is routed to now (its first replica).
+func (c *Client) Node(key string) (net.Addr, error) { return c.ring.Load().sel.PickServer(key) }
+
+// Replicas returns the nodes holding key now, in the order reads try them:
+// Options.Replicas live nodes (fewer when fewer are live).
+func (c *Client) Replicas(key string) ([]net.Addr, error) {
+	r := c.ring.Load()
+	idx, err := r.targets(key, c.replicas, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]net.Addr, len(idx))
+	for j, i := range idx {
+		out[j] = r.sel.Nodes()[i]
+	}
+	return out, nil
+}
 
 // Ejected returns the nodes currently out of rotation.
 func (c *Client) Ejected() []net.Addr {
+	r := c.ring.Load()
 	var out []net.Addr
-	for i, a := range c.sel.Nodes() {
-		if c.h.ejected(i) {
+	for i, a := range r.sel.Nodes() {
+		if r.h.ejected(i) {
 			out = append(out, a)
 		}
 	}
@@ -165,90 +256,369 @@ func isNodeFailure(err error) bool {
 
 // observe records the outcome of an operation on node i and wraps node
 // failures.
-func (c *Client) observe(i int, err error) error {
+func (r *ring) observe(i int, err error) error {
 	if !isNodeFailure(err) {
-		c.h.success(i)
+		r.h.success(i)
 		return err
 	}
-	ej := c.h.failure(i)
-	return &NodeError{Addr: c.sel.Nodes()[i], Ejected: ej, Err: err}
+	ej := r.h.failure(i)
+	return &NodeError{Addr: r.sel.Nodes()[i], Ejected: ej, Err: err}
 }
 
-func (c *Client) do(key string, fn func(*memcache.Client) error) error {
-	i, err := c.sel.Pick(key)
+// targets appends to dst the nodes key is stored on now: its first n live
+// nodes in ring order (with n = 1, the node Pick chooses).
+func (r *ring) targets(key string, n int, dst []int) ([]int, error) {
+	if n <= 1 {
+		i, err := r.sel.Pick(key)
+		if err != nil {
+			return dst, err
+		}
+		return append(dst, i), nil
+	}
+	dst = r.sel.replicas(key, n, dst)
+	if len(dst) == 0 {
+		return dst, ErrNoLiveNodes
+	}
+	return dst, nil
+}
+
+// first runs fn on key's replicas in order until one answers (anything
+// but a node failure) and returns that answer and the node that gave it;
+// when none answers, the first failure.
+func (c *Client) first(key string, fn func(*memcache.Client) error) (*ring, []int, int, error) {
+	r := c.ring.Load()
+	var buf [4]int
+	idx, err := r.targets(key, c.replicas, buf[:0])
+	if err != nil {
+		return r, nil, -1, err
+	}
+	var failed error
+	for j, i := range idx {
+		err := r.observe(i, fn(r.nodes[i]))
+		if !errors.Is(err, ErrNodeDown) {
+			return r, idx, j, err
+		}
+		if failed == nil {
+			failed = err
+		}
+	}
+	return r, idx, -1, failed
+}
+
+// read runs fn on the first of key's replicas that answers.
+func (c *Client) read(key string, fn func(*memcache.Client) error) error {
+	_, _, _, err := c.first(key, fn)
+	return err
+}
+
+// all runs fn on every replica of key at once and returns the answer of
+// the first replica (in ring order) that answered, or the first failure
+// when none did. Each replica's fn call gets its own index so results can
+// be kept apart.
+func (c *Client) all(key string, fn func(j int, mc *memcache.Client) error) error {
+	r := c.ring.Load()
+	var buf [4]int
+	idx, err := r.targets(key, c.replicas, buf[:0])
 	if err != nil {
 		return err
 	}
-	return c.observe(i, fn(c.nodes[i]))
+	if len(idx) == 1 {
+		return r.observe(idx[0], fn(0, r.nodes[idx[0]]))
+	}
+	errs := make([]error, len(idx))
+	var wg sync.WaitGroup
+	for j, i := range idx[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[j+1] = r.observe(i, fn(j+1, r.nodes[i]))
+		}()
+	}
+	errs[0] = r.observe(idx[0], fn(0, r.nodes[idx[0]]))
+	wg.Wait()
+	return firstAnswer(errs)
 }
 
-// Get fetches key. A miss is memcache.ErrCacheMiss; an unreachable owner is
-// a *NodeError (ErrNodeDown); with every node ejected it is ErrNoLiveNodes.
+// firstAnswer picks the first result that is not a node failure, else the
+// first failure.
+func firstAnswer(errs []error) error {
+	for _, err := range errs {
+		if !errors.Is(err, ErrNodeDown) {
+			return err
+		}
+	}
+	return errs[0]
+}
+
+// conditional runs a conditional store (add, replace, cas) on the first
+// replica that answers, which decides the outcome; when it stored the item
+// the other replicas get a plain set of it so they converge on the value.
+func (c *Client) conditional(item *memcache.Item, fn func(*memcache.Client) error) error {
+	r, idx, j, err := c.first(item.Key, fn)
+	if err != nil || len(idx) <= 1 {
+		return err
+	}
+	c.copyTo(r, idx, j, func(mc *memcache.Client) error { return mc.Set(item) })
+	return nil
+}
+
+// copyTo runs fn on every replica in idx but the j-th, in parallel; their
+// failures only count against the nodes (the caller already has its answer).
+func (c *Client) copyTo(r *ring, idx []int, j int, fn func(*memcache.Client) error) {
+	var wg sync.WaitGroup
+	for k, i := range idx {
+		if k == j {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = r.observe(i, fn(r.nodes[i]))
+		}()
+	}
+	wg.Wait()
+}
+
+// Get fetches key from the first of its replicas that answers. A miss is
+// memcache.ErrCacheMiss; an unreachable owner is a *NodeError
+// (ErrNodeDown); with every node ejected it is ErrNoLiveNodes.
 func (c *Client) Get(key string) (*memcache.Item, error) {
 	var it *memcache.Item
-	err := c.do(key, func(mc *memcache.Client) (err error) {
+	err := c.read(key, func(mc *memcache.Client) (err error) {
 		it, err = mc.Get(key)
 		return err
 	})
 	return it, err
 }
 
+// GetAndTouch fetches key and sets its expiration (memcached's gat) on the
+// first replica that answers, then touches the other replicas.
+func (c *Client) GetAndTouch(key string, expiration int32) (*memcache.Item, error) {
+	var it *memcache.Item
+	r, idx, j, err := c.first(key, func(mc *memcache.Client) (err error) {
+		it, err = mc.GetAndTouch(key, expiration)
+		return err
+	})
+	if err == nil && len(idx) > 1 {
+		c.copyTo(r, idx, j, func(mc *memcache.Client) error { return mc.Touch(key, expiration) })
+	}
+	return it, err
+}
+
 // GetMulti fetches keys from all their nodes in parallel. Misses are simply
-// absent from the map. When some nodes fail, the items from the others are
-// still returned together with the first error.
+// absent from the map. With replicas, the keys of a node that fails are
+// asked of their next replica. When some keys could not be fetched from any
+// replica, the items found are still returned, with the first error.
 func (c *Client) GetMulti(keys []string) (map[string]*memcache.Item, error) {
-	byNode := map[int][]string{}
-	for _, k := range keys {
-		i, err := c.sel.Pick(k)
+	r := c.ring.Load()
+	out := make(map[string]*memcache.Item, len(keys))
+	// routes[k] lists key k's replicas; next[k] is the one to ask now.
+	routes := make([][]int, len(keys))
+	next := make([]int, len(keys))
+	pending := make([]int, len(keys))
+	for k, key := range keys {
+		idx, err := r.targets(key, c.replicas, nil)
 		if err != nil {
 			return nil, err
 		}
-		byNode[i] = append(byNode[i], k)
+		routes[k] = idx
+		pending[k] = k
 	}
-	var (
-		mu    sync.Mutex
-		out   = make(map[string]*memcache.Item, len(keys))
-		first error
-		wg    sync.WaitGroup
-	)
-	for i, ks := range byNode {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m, err := c.nodes[i].GetMulti(ks)
-			err = c.observe(i, err)
-			mu.Lock()
-			defer mu.Unlock()
-			for k, v := range m {
-				out[k] = v
+	var first error
+	for len(pending) > 0 {
+		byNode := map[int][]int{}
+		for _, k := range pending {
+			i := routes[k][next[k]]
+			byNode[i] = append(byNode[i], k)
+		}
+		var (
+			mu     sync.Mutex
+			failed []int
+			wg     sync.WaitGroup
+		)
+		for i, ks := range byNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				names := make([]string, len(ks))
+				for j, k := range ks {
+					names[j] = keys[k]
+				}
+				m, err := r.nodes[i].GetMulti(names)
+				err = r.observe(i, err)
+				mu.Lock()
+				defer mu.Unlock()
+				maps.Copy(out, m)
+				if err == nil {
+					return
+				}
+				if first == nil {
+					first = err
+				}
+				if errors.Is(err, ErrNodeDown) {
+					failed = append(failed, ks...)
+				}
+			}()
+		}
+		wg.Wait()
+		pending = pending[:0]
+		for _, k := range failed {
+			if next[k]++; next[k] < len(routes[k]) {
+				pending = append(pending, k)
 			}
-			if err != nil && first == nil {
-				first = err
-			}
-		}()
+		}
 	}
-	wg.Wait()
+	if first != nil && len(out) == len(keys) {
+		first = nil // every key was found after all
+	}
 	return out, first
 }
 
-// Set stores item on its key's node.
+// Set stores item on every replica of its key.
 func (c *Client) Set(item *memcache.Item) error {
-	return c.do(item.Key, func(mc *memcache.Client) error { return mc.Set(item) })
+	return c.all(item.Key, func(_ int, mc *memcache.Client) error { return mc.Set(item) })
 }
 
-// Add stores item only if its key is absent (memcache.ErrNotStored if not).
+// Add stores item only if its key is absent (memcache.ErrNotStored if
+// not). The first replica that answers decides; the others then get the
+// item too.
 func (c *Client) Add(item *memcache.Item) error {
-	return c.do(item.Key, func(mc *memcache.Client) error { return mc.Add(item) })
+	return c.conditional(item, func(mc *memcache.Client) error { return mc.Add(item) })
 }
 
-// Delete removes key; a missing key is memcache.ErrCacheMiss.
+// Replace stores item only if its key is present (memcache.ErrNotStored if
+// not). The first replica that answers decides; the others then get the
+// item too.
+func (c *Client) Replace(item *memcache.Item) error {
+	return c.conditional(item, func(mc *memcache.Client) error { return mc.Replace(item) })
+}
+
+// CompareAndSwap stores item only if it is unchanged since item was read
+// (memcache.ErrCASConflict if it changed, ErrCacheMiss if it is gone). The
+// CAS token belongs to the node item was read from, which is the first
+// replica that answers; the others then get the item too.
+func (c *Client) CompareAndSwap(item *memcache.Item) error {
+	return c.conditional(item, func(mc *memcache.Client) error { return mc.CompareAndSwap(item) })
+}
+
+// Append appends item's value to the existing value on every replica
+// (memcache.ErrNotStored where the key is absent).
+func (c *Client) Append(item *memcache.Item) error {
+	return c.all(item.Key, func(_ int, mc *memcache.Client) error { return mc.Append(item) })
+}
+
+// Prepend prepends item's value to the existing value on every replica.
+func (c *Client) Prepend(item *memcache.Item) error {
+	return c.all(item.Key, func(_ int, mc *memcache.Client) error { return mc.Prepend(item) })
+}
+
+// Increment adds delta to key's decimal value on every replica and returns
+// the new value of the first replica that answered.
+func (c *Client) Increment(key string, delta uint64) (uint64, error) {
+	return c.incrDecr(key, func(mc *memcache.Client) (uint64, error) { return mc.Increment(key, delta) })
+}
+
+// Decrement subtracts delta (stopping at 0) from key's value on every
+// replica and returns the new value of the first replica that answered.
+func (c *Client) Decrement(key string, delta uint64) (uint64, error) {
+	return c.incrDecr(key, func(mc *memcache.Client) (uint64, error) { return mc.Decrement(key, delta) })
+}
+
+func (c *Client) incrDecr(key string, fn func(*memcache.Client) (uint64, error)) (uint64, error) {
+	var vals [4]uint64
+	var more []uint64
+	if c.replicas > len(vals) {
+		more = make([]uint64, c.replicas)
+	}
+	var got int = -1
+	var mu sync.Mutex
+	err := c.all(key, func(j int, mc *memcache.Client) error {
+		v, err := fn(mc)
+		if err == nil {
+			mu.Lock()
+			if more != nil {
+				more[j] = v
+			} else {
+				vals[j] = v
+			}
+			if got < 0 || j < got {
+				got = j
+			}
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil || got < 0 {
+		return 0, err
+	}
+	if more != nil {
+		return more[got], nil
+	}
+	return vals[got], nil
+}
+
+// Delete removes key from every replica; a key no replica had is
+// memcache.ErrCacheMiss.
 func (c *Client) Delete(key string) error {
-	return c.do(key, func(mc *memcache.Client) error { return mc.Delete(key) })
+	var deleted atomic.Bool
+	err := c.all(key, func(_ int, mc *memcache.Client) error {
+		err := mc.Delete(key)
+		if err == nil {
+			deleted.Store(true)
+		}
+		return err
+	})
+	if deleted.Load() {
+		return nil
+	}
+	return err
 }
 
-// Touch updates key's expiration in seconds (memcached conventions).
+// Touch updates key's expiration in seconds (memcached conventions) on
+// every replica.
 func (c *Client) Touch(key string, seconds int32) error {
-	return c.do(key, func(mc *memcache.Client) error { return mc.Touch(key, seconds) })
+	return c.all(key, func(_ int, mc *memcache.Client) error { return mc.Touch(key, seconds) })
+}
+
+// DeleteAll deletes every item on every node (flush_all on each; gomemcache
+// spells it this way too).
+func (c *Client) DeleteAll() error {
+	return c.every(func(mc *memcache.Client) error { return mc.DeleteAll() })
+}
+
+// FlushAll is DeleteAll: flush_all on every node.
+func (c *Client) FlushAll() error {
+	return c.every(func(mc *memcache.Client) error { return mc.FlushAll() })
+}
+
+// Ping checks that every node answers; the error names each node that does
+// not.
+func (c *Client) Ping() error {
+	return c.every(func(mc *memcache.Client) error { return mc.Ping() })
+}
+
+// every runs fn on all nodes of the ring in parallel, ejected ones too,
+// and joins their errors.
+func (c *Client) every(fn func(*memcache.Client) error) error {
+	r := c.ring.Load()
+	if len(r.nodes) == 0 {
+		return ErrNoLiveNodes
+	}
+	errs := make([]error, len(r.nodes))
+	var wg sync.WaitGroup
+	for i, mc := range r.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := r.observe(i, fn(mc))
+			if err != nil && !errors.Is(err, ErrNodeDown) {
+				err = fmt.Errorf("cluster: node %s: %w", r.sel.Nodes()[i], err)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // probe re-admits ejected nodes once they answer `version` again.
@@ -262,14 +632,15 @@ func (c *Client) probe(every time.Duration) {
 			return
 		case <-t.C:
 		}
-		for i, mc := range c.nodes {
-			if !c.h.due(i) {
+		r := c.ring.Load()
+		for i, mc := range r.nodes {
+			if !r.h.due(i) {
 				continue
 			}
 			if mc.Ping() == nil {
-				c.h.readmit(i)
+				r.h.readmit(i)
 			} else {
-				c.h.extend(i)
+				r.h.extend(i)
 			}
 		}
 	}

@@ -119,3 +119,13 @@ func (h *health) ejected(i int) bool {
 	u := h.nodes[i].until.Load()
 	return u != 0 && (!h.lazy.Load() || h.now().UnixNano() < u)
 }
+
+// copyNode gives node i the ejection state node j has in from, so a node
+// that stays through a membership change keeps its failure count and
+// ejection.
+func (h *health) copyNode(i int, from *health, j int) {
+	src, dst := &from.nodes[j], &h.nodes[i]
+	dst.fails.Store(src.fails.Load())
+	dst.until.Store(src.until.Load())
+	dst.probation.Store(src.probation.Load())
+}

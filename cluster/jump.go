@@ -103,6 +103,31 @@ func (s *JumpSelector) Pick(key string) (int, error) {
 	return -1, ErrNoLiveNodes
 }
 
+func (s *JumpSelector) replicas(key string, n int, dst []int) []int {
+	nodes := len(s.addrs)
+	if nodes == 0 {
+		return dst
+	}
+	n = min(n, nodes)
+	base := len(dst)
+	h := s.hash(key)
+	b := int(jump.Hash(h, nodes))
+	if s.h.alive(b) {
+		dst = append(dst, b)
+	}
+	for attempt := uint64(1); attempt <= 64 && len(dst)-base < n; attempt++ {
+		if c := int(jump.Hash(fmix64(h+attempt*0x9e3779b97f4a7c15), nodes)); s.h.alive(c) {
+			dst = appendDistinct(dst, c)
+		}
+	}
+	for d := 1; d < nodes && len(dst)-base < n; d++ {
+		if c := (b + d) % nodes; s.h.alive(c) {
+			dst = appendDistinct(dst, c)
+		}
+	}
+	return dst
+}
+
 // PickServer implements memcache.ServerSelector.
 func (s *JumpSelector) PickServer(key string) (net.Addr, error) { return pickServer(s, key) }
 

@@ -231,6 +231,21 @@ func (s *KetamaSelector) Pick(key string) (int, error) {
 	return -1, ErrNoLiveNodes
 }
 
+func (s *KetamaSelector) replicas(key string, n int, dst []int) []int {
+	if len(s.points) == 0 {
+		return dst
+	}
+	n = min(n, len(s.addrs))
+	base := len(dst)
+	start := s.search(key)
+	for d := 0; d < len(s.points) && len(dst)-base < n; d++ {
+		if node := int(s.points[(start+d)%len(s.points)].node); s.h.alive(node) {
+			dst = appendDistinct(dst, node)
+		}
+	}
+	return dst
+}
+
 // PickServer implements memcache.ServerSelector.
 func (s *KetamaSelector) PickServer(key string) (net.Addr, error) { return pickServer(s, key) }
 

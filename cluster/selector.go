@@ -22,6 +22,10 @@ type Selector interface {
 	Pick(key string) (int, error)
 
 	health() *health
+	// replicas appends to dst the first n distinct live nodes in key's
+	// preference order, the order Pick's fallback follows, so with n = 1
+	// it agrees with Pick.
+	replicas(key string, n int, dst []int) []int
 }
 
 // ErrNoLiveNodes is returned when every node is ejected (or none is
@@ -57,4 +61,15 @@ func parseAddrs(servers []string) ([]net.Addr, error) {
 		addrs[i] = a
 	}
 	return addrs, nil
+}
+
+// appendDistinct appends node to dst unless it is there already; dst is a
+// handful of replicas, so a scan beats a set.
+func appendDistinct(dst []int, node int) []int {
+	for _, d := range dst {
+		if d == node {
+			return dst
+		}
+	}
+	return append(dst, node)
 }
