@@ -38,36 +38,12 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// requireDocker skips (fails under CI) unless a Docker daemon answers.
-func requireDocker(t *testing.T) {
-	t.Helper()
-	testutil.RequireTool(t, "docker")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("no Docker daemon: %v: %s", err, out)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("skipping: " + msg)
-	}
-}
+func requireDocker(t *testing.T) { t.Helper(); testutil.RequireDocker(t) }
 
 // run runs a command with a timeout and returns its combined output.
 func run(t *testing.T, timeout time.Duration, env []string, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%s %s: timed out after %v: %w", name, strings.Join(args, " "), timeout, ctx.Err())
-	} else if err != nil {
-		err = fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
-	}
-	return string(out), err
+	return testutil.Run(t, timeout, env, name, args...)
 }
 
 func mustRun(t *testing.T, timeout time.Duration, env []string, name string, args ...string) string {
@@ -102,37 +78,11 @@ func buildImages(t *testing.T) {
 func doBuildImages(t *testing.T) (string, error) {
 	root := repoRoot(t)
 	var log strings.Builder
-	static := []string{"CGO_ENABLED=0"}
-	for _, img := range []struct {
-		tag, pkg, bin, dockerDir string
-	}{
-		{gocachedImage, "./cmd/gocached", "bin/gocached", root},
-		{appImage, "./examples/compose/app", "bin/app", filepath.Join(root, "examples", "compose", "app")},
+	for _, img := range []testutil.Image{
+		{Tag: gocachedImage, Package: "./cmd/gocached", Binary: "bin/gocached", DockerDir: root},
+		{Tag: appImage, Package: "./examples/compose/app", Binary: "bin/app", DockerDir: filepath.Join(root, "examples", "compose", "app")},
 	} {
-		// A private build context: the repository's Dockerfile and
-		// .dockerignore next to a freshly built binary, so the test
-		// neither needs nor touches a bin/ in the work tree.
-		ctx, err := os.MkdirTemp("", "gocached-image")
-		if err != nil {
-			return log.String(), err
-		}
-		defer os.RemoveAll(ctx)
-		out, err := run(t, 4*time.Minute, static, "go", "build", "-C", root, "-trimpath", "-ldflags", "-s -w",
-			"-o", filepath.Join(ctx, img.bin), img.pkg)
-		log.WriteString(out)
-		if err != nil {
-			return log.String(), err
-		}
-		for _, f := range []string{"Dockerfile", ".dockerignore"} {
-			b, err := os.ReadFile(filepath.Join(img.dockerDir, f))
-			if err != nil {
-				return log.String(), err
-			}
-			if err := os.WriteFile(filepath.Join(ctx, f), b, 0o644); err != nil {
-				return log.String(), err
-			}
-		}
-		out, err = run(t, 2*time.Minute, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", img.tag, ctx)
+		out, err := testutil.BuildImage(t, root, img)
 		log.WriteString(out)
 		if err != nil {
 			return log.String(), err
