@@ -111,8 +111,8 @@ func ParseMeta(r *Request, keyBuf []byte, m *MetaFlags) error {
 		return ErrMetaTooManyOpts
 	}
 	if cmd == CmdMetaSet {
-		size, ok := parseStrtol(args[0])
-		if !ok || size < 0 {
+		size, ok := safeStrtol32(args[0])
+		if !ok || size < 0 || size > maxValueLength {
 			return ErrBadFormat
 		}
 		m.Size = int(size)
@@ -178,15 +178,15 @@ func (m *MetaFlags) preparse(args [][]byte, keyBuf []byte) error {
 			}
 			m.Key = keyBuf[:n]
 		case 'N':
-			if m.Vivify, ok = parseStrtol32(val); !ok {
+			if m.Vivify, ok = ParseInt32(val); !ok {
 				err = ErrMetaBadToken
 			}
 		case 'T':
-			if m.TTL, ok = parseStrtol32(val); !ok {
+			if m.TTL, ok = ParseInt32(val); !ok {
 				err = ErrMetaBadToken
 			}
 		case 'R':
-			if m.Recache, ok = parseStrtol32(val); !ok {
+			if m.Recache, ok = ParseInt32(val); !ok {
 				err = ErrMetaBadToken
 			}
 		case 'O':
@@ -195,14 +195,14 @@ func (m *MetaFlags) preparse(args [][]byte, keyBuf []byte) error {
 			m.Quiet = true
 		case 'F':
 			var v uint64
-			if v, ok = parseStrtoull(val); !ok {
+			if v, ok = safeStrtoull(val); !ok {
 				if err == nil {
 					err = ErrBadFormat
 				}
 			}
 			m.Flags = uint32(v)
 		case 'C':
-			if m.CAS, ok = parseStrtoull(val); !ok {
+			if m.CAS, ok = safeStrtoull(val); !ok {
 				err = ErrMetaBadToken
 			}
 		case 'M':
@@ -212,11 +212,11 @@ func (m *MetaFlags) preparse(args [][]byte, keyBuf []byte) error {
 				m.Mode = tok[1]
 			}
 		case 'J':
-			if m.Initial, ok = parseStrtoull(val); !ok {
+			if m.Initial, ok = safeStrtoull(val); !ok {
 				err = ErrMetaBadInitial
 			}
 		case 'D':
-			if m.Delta, ok = parseStrtoull(val); !ok {
+			if m.Delta, ok = safeStrtoull(val); !ok {
 				err = ErrMetaBadDelta
 			}
 		}
@@ -243,38 +243,6 @@ func parseMetaDebug(r *Request, keyBuf []byte, m *MetaFlags) error {
 		m.Key = keyBuf[:n]
 	}
 	return nil
-}
-
-// parseStrtol parses like C's strtol into a long (int64), as memcached's
-// safe_strtol: an optional sign and decimal digits, nothing else.
-func parseStrtol(b []byte) (int64, bool) {
-	neg := false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg = b[0] == '-'
-		b = b[1:]
-	}
-	v, ok := parseUint64(b)
-	if !ok || v > 1<<63 || (!neg && v > 1<<63-1) {
-		return 0, false
-	}
-	if neg {
-		return -int64(v), true
-	}
-	return int64(v), true
-}
-
-// parseStrtol32 is safe_strtol into an int32_t: the long is truncated.
-func parseStrtol32(b []byte) (int64, bool) {
-	v, ok := parseStrtol(b)
-	return int64(int32(v)), ok
-}
-
-// parseStrtoull is memcached's safe_strtoull: a leading '+' is allowed.
-func parseStrtoull(b []byte) (uint64, bool) {
-	if len(b) > 0 && b[0] == '+' {
-		b = b[1:]
-	}
-	return parseUint64(b)
 }
 
 // base64 decoding table: 0x80 marks a byte outside the alphabet.

@@ -63,6 +63,10 @@ const (
 	// may arrive without its newline; beyond it memcached closes the
 	// connection.
 	MaxLineLength = 2048
+	// maxValueLength is the longest data block a storage command may
+	// announce: memcached refuses a length over INT_MAX-2 (its length plus
+	// "\r\n" must fit an int) as a malformed line.
+	maxValueLength = 1<<31 - 1 - 2
 	// maxTokens is memcached's MAX_TOKENS: a line splits into at most this
 	// many tokens, counting the terminal empty one memcached appends.
 	maxTokens = 24
@@ -220,7 +224,7 @@ func parseCommand(line []byte, r *Request) error {
 	}
 	name := toks[0]
 	switch string(name) { // the compiler does not allocate for this switch
-	case "get":
+	case "get", "bget": // bget: memcached's legacy alias
 		return parseRetrieval(CmdGet, line, toks, nt, r)
 	case "gets":
 		return parseRetrieval(CmdGets, line, toks, nt, r)
@@ -331,11 +335,11 @@ func parseRetrieval(cmd Command, line []byte, toks [][]byte, nt int, r *Request)
 		if nt < 3 {
 			return ErrUnknownCommand
 		}
-		exp, ok := parseInt32(toks[1])
+		exp, ok := safeStrtol32(toks[1])
 		if !ok {
 			return ErrBadExptime
 		}
-		r.Exptime = exp
+		r.Exptime = int64(exp)
 		first = 2
 	} else if nt < 3 {
 		return ErrUnknownCommand
@@ -381,21 +385,25 @@ func parseStorage(cmd Command, toks [][]byte, nt int, r *Request) error {
 		return ErrBadFormat
 	}
 	r.Key = toks[1]
-	flags, ok1 := parseFlags(toks[2])
-	exp, ok2 := parseInt32(toks[3])
-	size, ok3 := parseInt32(toks[4])
+	// As memcached's process_update_command: 64-bit strtoul/strtol
+	// truncated into 32-bit fields, then the length's range.
+	flags, ok1 := safeStrtoul32(toks[2])
+	exp, ok2 := safeStrtol32(toks[3])
+	size, ok3 := safeStrtol32(toks[4])
 	if !ok1 || !ok2 || !ok3 {
 		return ErrBadFormat
 	}
-	r.Flags, r.Exptime = flags, exp
+	r.Flags, r.Exptime = flags, int64(exp)
 	if cmd == CmdCas {
-		cas, ok := parseUint64(toks[5])
+		cas, ok := safeStrtoull(toks[5])
 		if !ok {
 			return ErrBadFormat
 		}
 		r.CAS = cas
 	}
-	if size < 0 {
+	if size < 0 || size > maxValueLength {
+		// No data block is swallowed: memcached reads the next line as a
+		// command.
 		return ErrBadFormat
 	}
 	r.Bytes = int(size)
@@ -446,7 +454,7 @@ func parseArith(cmd Command, toks [][]byte, nt int, r *Request) error {
 	if err != nil {
 		return err
 	}
-	d, ok := parseUint64(arg)
+	d, ok := safeStrtoull(arg)
 	if !ok {
 		return ErrBadDelta
 	}
@@ -459,11 +467,11 @@ func parseTouch(toks [][]byte, nt int, r *Request) error {
 	if err != nil {
 		return err
 	}
-	exp, ok := parseInt32(arg)
+	exp, ok := safeStrtol32(arg)
 	if !ok {
 		return ErrBadExptime
 	}
-	r.Exptime = exp
+	r.Exptime = int64(exp)
 	return nil
 }
 
@@ -480,54 +488,3 @@ func ParseData(buf []byte, size int) ([]byte, int, error) {
 	}
 	return buf[:size], size + 2, nil
 }
-
-// parseUint64 parses a decimal like memcached's safe_strtoull: optional
-// leading spaces are not present after tokenizing, a sign is refused.
-func parseUint64(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
-}
-
-// parseFlags parses client flags: memcached reads an unsigned long and keeps
-// its low 32 bits.
-func parseFlags(b []byte) (uint32, bool) {
-	v, ok := parseUint64(b)
-	return uint32(v), ok
-}
-
-// parseInt32 parses a signed decimal in int32's range, like memcached's
-// safe_strtol into an int32.
-func parseInt32(b []byte) (int64, bool) {
-	neg := false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg = b[0] == '-'
-		b = b[1:]
-	}
-	v, ok := parseUint64(b)
-	if !ok || v > 1<<31 || (!neg && v > 1<<31-1) {
-		return 0, false
-	}
-	if neg {
-		return -int64(v), true
-	}
-	return int64(v), true
-}
-
-// ParseUint64 parses an unsigned decimal argument the way memcached does.
-func ParseUint64(b []byte) (uint64, bool) { return parseUint64(b) }
-
-// ParseInt32 parses a signed decimal argument in int32's range.
-func ParseInt32(b []byte) (int64, bool) { return parseInt32(b) }

@@ -6,9 +6,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"sync/atomic"
+
+	"github.com/gocached/gocached/protocol"
 )
 
 // ASCII authentication (-Y authfile), as memcached's authfile.c and
@@ -231,7 +232,7 @@ func parseAuthSetLine(line []byte) (uint32, bool) {
 	if len(toks) < 5 || string(toks[0]) != "set" {
 		return 0, false
 	}
-	return authStrtoul(toks[4])
+	return protocol.ParseUint32(toks[4]) // safe_strtoul, truncated to 32 bits
 }
 
 // authTokens returns the user and the password of a credentials block:
@@ -242,46 +243,4 @@ func authTokens(data []byte) (user, pass []byte, ok bool) {
 		return nil, nil, false
 	}
 	return toks[0], toks[1], true
-}
-
-func authIsSpace(b byte) bool {
-	return b == ' ' || b == '\t' || b == '\n' || b == '\v' || b == '\f' || b == '\r'
-}
-
-// authStrtoul is memcached's safe_strtoul: strtoul's reading (leading
-// white space, an optional sign, decimal digits), followed by white space
-// or the end; a negative number is refused unless its magnitude wraps;
-// the value is truncated to 32 bits as memcached stores it.
-func authStrtoul(tok []byte) (uint32, bool) {
-	i := 0
-	for i < len(tok) && authIsSpace(tok[i]) {
-		i++
-	}
-	neg := false
-	if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
-		neg = tok[i] == '-'
-		i++
-	}
-	start := i
-	var v uint64
-	for ; i < len(tok) && tok[i] >= '0' && tok[i] <= '9'; i++ {
-		d := uint64(tok[i] - '0')
-		if v > (math.MaxUint64-d)/10 {
-			return 0, false // ERANGE
-		}
-		v = v*10 + d
-	}
-	if i == start {
-		return 0, false
-	}
-	if i < len(tok) && !authIsSpace(tok[i]) {
-		return 0, false
-	}
-	if neg {
-		v = -v
-	}
-	if int64(v) < 0 && bytes.IndexByte(tok[:i], '-') >= 0 {
-		return 0, false
-	}
-	return uint32(v), true
 }

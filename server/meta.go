@@ -180,6 +180,11 @@ func (c *conn) execMetaSet(buf []byte, lineLen int) (int, bool) {
 	case 'R':
 		opt.Mode = slab.ModeReplace
 	}
+	if m.Has('C') && (opt.Mode == slab.ModeSet || opt.Mode == slab.ModeReplace) {
+		// memcached turns set and replace with any C, C0 included, into
+		// a compare-and-swap: C0 never matches (EX, or NF on a miss).
+		opt.Mode = slab.ModeCAS
+	}
 	if m.Has('N') {
 		opt.Vivify = true
 		opt.VivifyExptime = c.srv.absExptime(m.Vivify, now)
@@ -259,7 +264,11 @@ func (c *conn) metaDelete(m *protocol.MetaFlags) {
 	if m.Has('x') {
 		res = c.metaDropValue(m, stale)
 	} else {
-		res = c.srv.store.Delete(m.Key, m.CAS, m.Has('I'), stale)
+		if m.Has('C') {
+			res = c.srv.store.DeleteCAS(m.Key, m.CAS, m.Has('I'), stale) // C0 too
+		} else {
+			res = c.srv.store.Delete(m.Key, 0, m.Has('I'), stale)
+		}
 		c.srv.prefixes.record(m.Key, prefixDelete)
 	}
 	var code string
@@ -290,7 +299,7 @@ func (c *conn) metaDropValue(m *protocol.MetaFlags, stale int64) slab.Result {
 	if !ok {
 		return slab.NotFound
 	}
-	if m.CAS != 0 && (m.CAS != it.CAS || c.srv.cfg.Store.DisableCAS) {
+	if m.Has('C') && m.CAS != it.CAS { // C0 too; it.CAS is 0 under -C, as memcached's
 		return slab.Exists
 	}
 	opt := slab.SetOptions{Mode: slab.ModeCAS, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS}

@@ -266,7 +266,9 @@ func (c *conn) execFlushAll() {
 		return
 	}
 	var delay int64
-	if len(r.Args) > 0 && !bytes.Equal(r.Args[0], []byte("noreply")) {
+	// As memcached: unless the line is "flush_all [noreply]", the first
+	// argument is the delay ("flush_all noreply 5" is a bad exptime).
+	if len(r.Args) != boolInt(r.NoReply) {
 		var ok bool
 		if delay, ok = protocol.ParseInt32(r.Args[0]); !ok {
 			c.replyError(protocol.ErrBadExptime)
@@ -293,7 +295,7 @@ func (s *Server) flushAll(delay int64) {
 
 func (c *conn) execVerbosity() {
 	r := &c.work.req
-	level, ok := protocol.ParseUint64(r.Args[0])
+	level, ok := protocol.ParseUint32(r.Args[0])
 	if !ok {
 		c.replyError(protocol.ErrBadFormat)
 		return
@@ -317,7 +319,7 @@ func (c *conn) execShutdown() {
 }
 
 func (c *conn) execCacheMemlimit() {
-	mb, ok := protocol.ParseUint64(c.work.req.Args[0])
+	mb, ok := protocol.ParseUint32(c.work.req.Args[0])
 	switch {
 	case !ok:
 		c.replyError(protocol.ErrUnknownCommand)
@@ -338,4 +340,12 @@ func appendStatUint(dst []byte, name string, v uint64) []byte {
 	dst = append(dst, ' ')
 	dst = strconv.AppendUint(dst, v, 10)
 	return append(dst, "\r\n"...)
+}
+
+// boolInt is 1 for true, 0 for false.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -641,7 +641,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, uint64) {
 			countOp(oc, si, opCasBadval)
 			return Exists, 0
 		case o.CAS == cur:
-		case o.Invalidate && o.CAS < cur:
+		case o.Invalidate && o.CAS != 0 && o.CAS < cur: // 0 is no CAS: never stale-stored
 			stale = true
 			exp = itemExp(oldb)
 			tokenSent = oldb[offBits]&bitTokenSent != 0
@@ -744,6 +744,17 @@ func (s *Store) CountSet(key []byte, vlen int, flags uint32) {
 // cleared (so the next reader wins it), its CAS bumped and its Exptime set
 // to staleExptime when that is nonzero.
 func (s *Store) Delete(key []byte, cas uint64, markStale bool, staleExptime int64) Result {
+	return s.deleteItem(key, cas, cas != 0, markStale, staleExptime)
+}
+
+// DeleteCAS is Delete with a CAS that is compared even when it is 0
+// (meta md C0, which memcached answers EX: no item has CAS 0 but under
+// DisableCAS, where every item shows 0 and md C0 deletes).
+func (s *Store) DeleteCAS(key []byte, cas uint64, markStale bool, staleExptime int64) Result {
+	return s.deleteItem(key, cas, true, markStale, staleExptime)
+}
+
+func (s *Store) deleteItem(key []byte, cas uint64, compare, markStale bool, staleExptime int64) Result {
 	now, fseq := s.now()
 	st, si, tag := s.stripeFor(key)
 	st.mu.Lock()
@@ -753,7 +764,7 @@ func (s *Store) Delete(key []byte, cas uint64, markStale bool, staleExptime int6
 		st.ctr.deleteMisses++
 		return NotFound
 	}
-	if cas != 0 && s.shownCAS(b) != cas {
+	if compare && s.shownCAS(b) != cas {
 		return Exists
 	}
 	if markStale {
