@@ -101,6 +101,14 @@ type Options struct {
 	// an "ecdisc+" endpoint's host). nil means net.DefaultResolver; tests
 	// pass a *net.Resolver whose Dial reaches a DNS server of their own.
 	Resolver Resolver
+	// Identify, when set, names each node found through a "dns+" name's
+	// A/AAAA records (which are addresses, and change when a container is
+	// replaced) with a stable identity: ketama places the node's points by
+	// it and jump orders nodes by it, so a node that comes back under a new
+	// address with its cache restored (-e) keeps its keys. It could ask
+	// reverse DNS or the node itself. An error fails that name's lookup,
+	// which keeps its last good node list. nil: the address is the identity.
+	Identify func(ctx context.Context, addr string) (string, error)
 	// Logger receives failed lookups (Warn) and membership changes (Info).
 	// nil means slog.Default().
 	Logger *slog.Logger

@@ -126,7 +126,13 @@ func lookup(ctx context.Context, o *Options, n discoveryName) ([]node, error) {
 			return nil, err
 		}
 		for _, ip := range ips {
-			out = append(out, literalNode(net.JoinHostPort(ip.IP.String(), port)))
+			nd := literalNode(net.JoinHostPort(ip.IP.String(), port))
+			if o.Identify != nil {
+				if nd.id, err = o.Identify(ctx, nd.addr); err != nil {
+					return nil, fmt.Errorf("identifying %s: %w", nd.addr, err)
+				}
+			}
+			out = append(out, nd)
 		}
 	case prefixDNSSRV:
 		_, srvs, err := r.LookupSRV(ctx, "", "", n.target)
@@ -168,12 +174,25 @@ func askClusterConfig(ctx context.Context, o *Options, endpoint string) ([]node,
 	if _, err := io.WriteString(conn, "config get cluster\r\n"); err != nil {
 		return nil, err
 	}
-	_, nodes, err := ParseClusterConfig(bufio.NewReader(conn))
+	r := bufio.NewReader(conn)
+	_, nodes, err := ParseClusterConfig(r)
+	if errors.Is(err, errNoConfigCommand) {
+		// ElastiCache engines before 1.4.14 keep the configuration under
+		// a key instead.
+		if _, err = io.WriteString(conn, "get AmazonElastiCache:cluster\r\n"); err != nil {
+			return nil, err
+		}
+		_, nodes, err = ParseClusterConfig(r)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: config get cluster from %s: %w", endpoint, err)
 	}
 	return configNodes(nodes), nil
 }
+
+// errNoConfigCommand is a node's ERROR reply to `config get cluster`:
+// memcached, or an ElastiCache engine older than 1.4.14.
+var errNoConfigCommand = errors.New("the endpoint does not know `config get cluster` (ERROR)")
 
 // ClusterConfigNode is one entry of an ElastiCache cluster configuration.
 type ClusterConfigNode struct {
@@ -195,46 +214,51 @@ type ClusterConfigNode struct {
 // <length> counts the two data lines with their \n. The version line ends
 // in a bare \n and the node line in \n followed by the block's \r\n. The
 // same block is what `get AmazonElastiCache:cluster` returns after a VALUE
-// header, which is accepted too.
+// header, which is accepted too. The block is read line by line up to END
+// rather than by <length>, because AWS's own examples do not always count
+// it the same way (136 and 147 for the same two nodes).
 func ParseClusterConfig(r *bufio.Reader) (version int64, nodes []ClusterConfigNode, err error) {
 	header, err := r.ReadString('\n')
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading header: %w", err)
 	}
 	header = strings.TrimRight(header, "\r\n")
+	switch header {
+	case "ERROR":
+		return 0, nil, errNoConfigCommand
+	case "END":
+		return 0, nil, errors.New("no cluster configuration (END)")
+	}
 	f := strings.Fields(header)
 	if len(f) != 4 || (f[0] != "CONFIG" && f[0] != "VALUE") {
 		return 0, nil, fmt.Errorf("unexpected reply %q (not an ElastiCache configuration endpoint?)", header)
 	}
-	length, err := strconv.Atoi(f[3])
-	if err != nil || length < 0 || length > 1<<20 {
+	if n, err := strconv.Atoi(f[3]); err != nil || n < 0 {
 		return 0, nil, fmt.Errorf("bad length in %q", header)
 	}
-	data := make([]byte, length)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return 0, nil, fmt.Errorf("reading %d bytes of configuration: %w", length, err)
-	}
-	// The block ends in "\r\n" then "END\r\n"; tolerate a length that
-	// stopped short of the node line's \n.
-	var tail []string
+	// Version, nodes and the block's empty line, then END.
+	const maxLine = 1 << 20
+	var lines []string
 	for {
-		line, err := r.ReadString('\n')
+		line, err := readLine(r, maxLine)
 		if err != nil {
-			return 0, nil, fmt.Errorf("reading end of configuration: %w", err)
+			return 0, nil, fmt.Errorf("reading configuration: %w", err)
 		}
-		if strings.TrimRight(line, "\r\n") == "END" {
+		if line == "END" {
 			break
 		}
-		tail = append(tail, line)
-		if len(tail) > 2 {
+		if len(lines) == 3 {
 			return 0, nil, errors.New("configuration not followed by END")
 		}
+		lines = append(lines, line)
 	}
-	body := string(data) + strings.Join(tail, "")
-	lines := strings.Split(strings.TrimRight(body, "\r\n"), "\n")
-	if len(lines) != 2 {
-		return 0, nil, fmt.Errorf("want a version line and a node line, got %q", body)
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
 	}
+	if len(lines) == 0 || len(lines) > 2 {
+		return 0, nil, fmt.Errorf("want a version line and a node line, got %q", lines)
+	}
+	lines = append(lines, "") // a cluster without nodes may leave the node line out
 	if version, err = strconv.ParseInt(strings.TrimSpace(lines[0]), 10, 64); err != nil {
 		return 0, nil, fmt.Errorf("bad configuration version %q", lines[0])
 	}
@@ -614,4 +638,24 @@ func (d *discovery) closeRetired() {
 		_ = mc.Close()
 	}
 	d.retired = nil
+}
+
+// readLine reads one line without its \r\n, refusing lines over max bytes
+// so a garbage reply cannot make the reader buffer without bound.
+func readLine(r *bufio.Reader, max int) (string, error) {
+	var b []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		b = append(b, chunk...)
+		if len(b) > max {
+			return "", fmt.Errorf("line longer than %d bytes", max)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
 }

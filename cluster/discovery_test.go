@@ -173,13 +173,19 @@ func TestParseClusterConfig(t *testing.T) {
 		// of the length; the END line still delimits the block.
 		{name: "length short of the node line's newline", reply: strings.Replace(awsConfigReply, " 136\r\n", " 135\r\n", 1),
 			version: 12, nodes: awsNodes},
+		{name: "length 147 as in another AWS example", reply: strings.Replace(awsConfigReply, " 136\r\n", " 147\r\n", 1),
+			version: 12, nodes: awsNodes},
+		{name: "no nodes", reply: "CONFIG cluster 0 3\r\n7\n\n\r\nEND\r\n", version: 7},
 		{name: "no ip yet", reply: "CONFIG cluster 0 22\r\n1\nnode-a.example||11211\n\r\nEND\r\n",
 			version: 1, nodes: []ClusterConfigNode{{"node-a.example", "", 11211}}},
 		{name: "plain memcached", reply: "ERROR\r\n", bad: true},
+		{name: "key missing", reply: "END\r\n", bad: true},
 		{name: "bad version", reply: "CONFIG cluster 0 11\r\nx\na||11211\n\r\nEND\r\n", bad: true},
 		{name: "bad port", reply: "CONFIG cluster 0 11\r\n1\na||1121x\n\r\nEND\r\n", bad: true},
 		{name: "bad entry", reply: "CONFIG cluster 0 9\r\n1\na|11211\n\r\nEND\r\n", bad: true},
-		{name: "huge length", reply: "CONFIG cluster 0 99999999\r\n", bad: true},
+		{name: "bad length", reply: "CONFIG cluster 0 x\r\n1\na||1\n\r\nEND\r\n", bad: true},
+		{name: "no data", reply: "CONFIG cluster 0 99999999\r\n", bad: true},
+		{name: "three data lines", reply: "CONFIG cluster 0 9\r\n1\na||1\nb||2\n\r\nEND\r\n", bad: true},
 		{name: "truncated", reply: awsConfigReply[:60], bad: true},
 		{name: "no END", reply: strings.TrimSuffix(awsConfigReply, "END\r\n") + "x\r\ny\r\nz\r\n", bad: true},
 	} {
@@ -378,6 +384,60 @@ func TestDiscoveryMovesFewKeys(t *testing.T) {
 	}
 }
 
+// TestIdentify checks Options.Identify: a node that comes back under a new
+// address but the same identity keeps its keys, with ketama and with jump,
+// and a node that cannot be identified keeps the last good list.
+func TestIdentify(t *testing.T) {
+	for _, dist := range []Distribution{Ketama, Jump} {
+		res := newFakeResolver()
+		res.setA("tasks.cache", "10.0.9.3", "10.0.9.4", "10.0.9.5")
+		// What a swarm's reverse DNS might say: the task slot survives a
+		// task's replacement, its address does not.
+		var mu sync.Mutex
+		slots := map[string]string{"10.0.9.3": "cache.1", "10.0.9.4": "cache.2", "10.0.9.5": "cache.3"}
+		identify := func(_ context.Context, addr string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			ip, _, _ := net.SplitHostPort(addr)
+			if s, ok := slots[ip]; ok {
+				return s, nil
+			}
+			return "", errors.New("no PTR record")
+		}
+		log, _ := quiet()
+		c, err := Dial([]string{"dns+tasks.cache:11211"}, Options{Distribution: dist, Resolver: res, ResolveInterval: -1,
+			Identify: identify, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := owners(c, 50_000)
+		// Slot 2 is replaced: 10.0.9.4 goes, 10.0.9.6 comes.
+		mu.Lock()
+		slots["10.0.9.6"] = "cache.2"
+		mu.Unlock()
+		res.setA("tasks.cache", "10.0.9.3", "10.0.9.6", "10.0.9.5")
+		if err := c.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		after := owners(c, 50_000)
+		for i := range before {
+			want := before[i]
+			if want == "10.0.9.4:11211" {
+				want = "10.0.9.6:11211"
+			}
+			if after[i] != want {
+				t.Fatalf("distribution %d: key %d moved from %s to %s", dist, i, before[i], after[i])
+			}
+		}
+		// An address with no identity: the lookup fails, nothing changes.
+		res.setA("tasks.cache", "10.0.9.3", "10.0.9.6", "10.0.9.5", "10.0.9.7")
+		if err := c.Refresh(context.Background()); err == nil || c.Stats().Nodes != 3 {
+			t.Errorf("an unidentifiable node: %v, %+v", err, c.Stats())
+		}
+		c.Close()
+	}
+}
+
 // TestJumpIdentityOrder checks that jump over discovered names sorts by
 // identity, so the order DNS lists records in does not matter and pods 0..9
 // keep their slots when pod 10 arrives.
@@ -447,7 +507,8 @@ func TestDialDNS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log, _ := quiet()
-			opts := Options{Resolver: d.Resolver(), DialContext: dialer.DialContext, ResolveInterval: -1, Logger: log}
+			opts := Options{Resolver: d.Resolver(), DialContext: dialer.DialContext, ResolveInterval: -1, Logger: log,
+				Timeout: loadedTimeout}
 			got, err := Resolve(context.Background(), []string{tc.name}, opts)
 			if want := strings.ReplaceAll(tc.want, "P", port); err != nil || fmt.Sprint(got) != want {
 				t.Fatalf("Resolve = %v, %v; want %s", got, err, want)
@@ -501,74 +562,13 @@ func TestDialDNS(t *testing.T) {
 	}
 }
 
-// configEndpoint is a fake ElastiCache configuration endpoint: it answers
-// `config get cluster` with the node list it holds, in AWS's format.
-type configEndpoint struct {
-	addr    string
-	mu      sync.Mutex
-	version int
-	nodes   []string // host|ip|port
-	asked   int
-}
-
-func startConfigEndpoint(t *testing.T) *configEndpoint {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	e := &configEndpoint{addr: ln.Addr().String()}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go e.serve(conn)
-		}
-	}()
-	return e
-}
-
-func (e *configEndpoint) set(nodes ...string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.version++
-	e.nodes = nodes
-}
-
-func (e *configEndpoint) serve(conn net.Conn) {
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		if strings.TrimSpace(line) != "config get cluster" {
-			_, _ = io.WriteString(conn, "ERROR\r\n")
-			continue
-		}
-		e.mu.Lock()
-		e.asked++
-		data := fmt.Sprintf("%d\n%s\n", e.version, strings.Join(e.nodes, " "))
-		e.mu.Unlock()
-		_, _ = fmt.Fprintf(conn, "CONFIG cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
-	}
-}
-
 // TestDialElastiCacheDiscovery follows a fake configuration endpoint's
 // node list, dialling nodes by IP and naming them by host.
 func TestDialElastiCacheDiscovery(t *testing.T) {
-	e := startConfigEndpoint(t)
 	a, b := testutil.StartGocached(t, nil), testutil.StartGocached(t, nil)
-	entry := func(host, addr string) string {
-		ip, port, _ := net.SplitHostPort(addr)
-		return host + "|" + ip + "|" + port
-	}
-	e.set(entry("node-0001.example", a))
+	e := testutil.StartConfigEndpoint(t, testutil.ConfigEntry("node-0001.example", a))
 	log, _ := quiet()
-	c, err := Dial([]string{"ecdisc+" + e.addr}, Options{ResolveInterval: 20 * time.Millisecond, Logger: log})
+	c, err := Dial([]string{"ecdisc+" + e.Addr}, Options{ResolveInterval: 20 * time.Millisecond, Logger: log, Timeout: loadedTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +583,7 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.set(entry("node-0001.example", a), entry("node-0002.example", b))
+	e.Set(testutil.ConfigEntry("node-0001.example", a), testutil.ConfigEntry("node-0002.example", b))
 	deadline := time.Now().Add(10 * time.Second)
 	for len(c.Selector().Nodes()) != 2 {
 		if time.Now().After(deadline) {
@@ -595,8 +595,17 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An engine before 1.4.14 answers ERROR to `config get cluster` and
+	// keeps the configuration under a key.
+	e.SetLegacy(true)
+	e.Set(testutil.ConfigEntry("node-0002.example", b))
+	if err := c.Refresh(context.Background()); err != nil || fmt.Sprint(c.Selector().Nodes()) != "["+b+"]" {
+		t.Fatalf("legacy endpoint: %v, nodes %v", err, c.Selector().Nodes())
+	}
+
 	// A plain memcached (or gocached without a cluster configuration)
-	// answers ERROR: Dial still works, keeps retrying, and says why.
+	// answers ERROR, then END: Dial still works, keeps retrying, and says
+	// why.
 	plain := testutil.StartGocached(t, nil)
 	log, logs := quiet()
 	c2, err := Dial([]string{"ecdisc+" + plain}, Options{ResolveInterval: -1, Logger: log})
@@ -607,7 +616,87 @@ func TestDialElastiCacheDiscovery(t *testing.T) {
 	if _, err := c2.Get("k"); !errors.Is(err, ErrNoLiveNodes) {
 		t.Errorf("Get with no nodes = %v, want ErrNoLiveNodes", err)
 	}
-	if !strings.Contains(logs.String(), "ERROR") {
+	if !strings.Contains(logs.String(), "no cluster configuration") {
 		t.Errorf("log does not say what the endpoint answered: %s", logs.String())
+	}
+}
+
+// TestSwapUnderLoad flips the membership between 3 and 4 nodes every few
+// milliseconds while clients keep reading and writing, with replicas: no
+// operation fails (misses are expected as keys move), and the race
+// detector sees the atomic ring swaps.
+func TestSwapUnderLoad(t *testing.T) {
+	addrs := startNodes(t, 4)
+	var recs []*net.SRV
+	for _, a := range addrs {
+		_, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		recs = append(recs, &net.SRV{Target: "127.0.0.1.", Port: uint16(p)})
+	}
+	res := newFakeResolver()
+	const name = "_memcache._tcp.nodes.test"
+	publish := func(n int) {
+		res.mu.Lock()
+		defer res.mu.Unlock()
+		res.srv[name] = recs[:n]
+	}
+	publish(3)
+	log, _ := quiet()
+	c, err := Dial([]string{"dnssrv+" + name}, Options{Replicas: 2, Resolver: res, ResolveInterval: time.Millisecond, Logger: log,
+		Timeout: loadedTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("w%d:%d", w, i%200)
+				if err := c.Set(&memcache.Item{Key: k, Value: []byte(k)}); err != nil {
+					errs <- err
+					return
+				}
+				it, err := c.Get(k)
+				switch {
+				case errors.Is(err, memcache.ErrCacheMiss):
+				case err != nil:
+					errs <- err
+					return
+				case string(it.Value) != k:
+					errs <- fmt.Errorf("%s read %q", k, it.Value)
+					return
+				}
+				if _, err := c.GetMulti([]string{k, "w0:1", "w1:2"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 40 {
+		publish(3 + (i+1)%2)
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	s := c.Stats()
+	if s.Changes < 10 || s.LookupErrors != 0 {
+		t.Errorf("membership changed %d times in 40 flips (%+v)", s.Changes, s)
 	}
 }

@@ -15,6 +15,11 @@
 // Client wraps a selector with twemproxy-style auto ejection: a node that
 // fails FailureLimit times in a row is taken out for RetryTimeout, its keys
 // go to a deterministic fallback node, and the other nodes' keys stay put.
-// GetOrLoad and WriteThrough implement the lazy-loading and write-through
-// cache patterns on top of it.
+// It has gomemcache's whole API, can keep each key on Options.Replicas
+// nodes, and GetOrLoad and WriteThrough implement the lazy-loading and
+// write-through cache patterns on top of it.
+//
+// Dial builds a Client from node names that it keeps resolving: literal
+// addresses, "dns+" (A/AAAA), "dnssrv+" (SRV) and "ecdisc+" (ElastiCache
+// auto discovery), swapping the selector atomically when the nodes change.
 package cluster

@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gocached/gocached/cluster"
 	"github.com/gocached/gocached/server"
 )
 
@@ -29,7 +30,7 @@ import (
 //
 //	gocached cluster up N [--base-port P] [daemon flags...]
 //	gocached healthcheck [--addr 127.0.0.1:11211] [--timeout 2s]
-//	gocached stats --servers a,b,c [--format table|memcstat] [group]
+//	gocached stats --servers a,dns+b:11211,... [--format table|memcstat] [group]
 var subcommands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"cluster":     runCluster,
 	"healthcheck": runHealthcheck,
@@ -152,13 +153,15 @@ func healthcheck(addr string, timeout time.Duration) (string, error) {
 
 // ---- stats ----
 
-const statsUsage = "gocached stats --servers host:port[,host:port...] [--format table|memcstat] [--timeout 2s] [group]"
+const statsUsage = "gocached stats --servers NAME[,NAME...] [--format table|memcstat] [--timeout 2s] [group]\n" +
+	"  NAME: host:port, a socket path, dns+host:port (A/AAAA), dnssrv+_service._proto.domain (SRV)\n" +
+	"  or ecdisc+host:port (ElastiCache `config get cluster`), as the cluster package's Dial takes them"
 
 // runStats prints the stats of every node of a cluster, as memcstat does,
 // with a total for the counters that add up across nodes.
 func runStats(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("gocached stats", statsUsage, stderr)
-	servers := fs.String("servers", os.Getenv("MEMCACHED_SERVERS"), "comma-separated node list (default $MEMCACHED_SERVERS)")
+	servers := fs.String("servers", os.Getenv("MEMCACHED_SERVERS"), "comma-separated node names (default $MEMCACHED_SERVERS)")
 	format := fs.String("format", "table", `"table": a column per node and a total column; "memcstat": memcstat's blocks, then a Total block`)
 	timeout := fs.Duration("timeout", 2*time.Second, "per-node timeout")
 	pos, err := parseInterspersed(fs, args)
@@ -166,15 +169,32 @@ func runStats(args []string, stdout, stderr io.Writer) int {
 		return flagStatus(err)
 	}
 	group := strings.Join(pos, " ")
-	var addrs []string
+	var names []string
 	for _, s := range strings.Split(*servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			addrs = append(addrs, s)
+			names = append(names, s)
 		}
 	}
-	if len(addrs) == 0 || (*format != "table" && *format != "memcstat") {
+	if len(names) == 0 || (*format != "table" && *format != "memcstat") {
 		fs.Usage()
 		return exUsage
+	}
+	// Each name is resolved on its own so the nodes keep the order the
+	// names were given in; a name that does not resolve is reported and
+	// the others are still shown.
+	code := 0
+	var addrs []string
+	for _, name := range names {
+		found, err := cluster.Resolve(context.Background(), []string{name}, cluster.Options{ResolveTimeout: *timeout})
+		if err != nil {
+			fmt.Fprintf(stderr, "gocached stats: %v\n", err)
+			code = 1
+			continue
+		}
+		addrs = append(addrs, found...)
+	}
+	if len(addrs) == 0 {
+		return 1
 	}
 
 	results := make([]nodeStats, len(addrs))
@@ -188,7 +208,6 @@ func runStats(args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	wg.Wait()
-	code := 0
 	for _, r := range results {
 		if r.err != nil {
 			fmt.Fprintf(stderr, "gocached stats: %s: %v\n", r.addr, r.err)

@@ -80,6 +80,41 @@ func tableRows(out string) map[string][]string {
 	return rows
 }
 
+// TestStatsDiscoveryNames checks that stats takes the names cluster.Dial
+// takes: an ElastiCache configuration endpoint (a fake one here) and a
+// dns+ name (an IP literal, so no DNS server is asked).
+func TestStatsDiscoveryNames(t *testing.T) {
+	a := testutil.StartGocached(t, nil)
+	b := testutil.StartGocached(t, nil)
+	e := testutil.StartConfigEndpoint(t, testutil.ConfigEntry("node-0001.example", a), testutil.ConfigEntry("node-0002.example", b))
+	testutil.SendLines(t, a, "set k1 0 0 1\r\nx\r\n", 1)
+	testutil.SendLines(t, b, "set k2 0 0 1\r\ny\r\n", 1)
+
+	_, port, _ := net.SplitHostPort(b)
+	for _, tc := range []struct {
+		servers string
+		header  []string
+		sets    string
+	}{
+		{"ecdisc+" + e.Addr, []string{a, b, "total"}, "1 1 2"},
+		{"dns+127.0.0.1:" + port, []string{b, "total"}, "1 1"},
+		{a + ",dns+127.0.0.1:" + port, []string{a, b, "total"}, "1 1 2"},
+	} {
+		code, out, errs := runArgs("stats", "--servers", tc.servers)
+		rows := tableRows(out)
+		if code != 0 || errs != "" || strings.Join(rows["STAT"], " ") != strings.Join(tc.header, " ") ||
+			strings.Join(rows["cmd_set"], " ") != tc.sets {
+			t.Errorf("stats --servers %s: %d %q\n%s", tc.servers, code, errs, out)
+		}
+	}
+
+	// A name that does not resolve is reported; the others are shown.
+	code, out, errs := runArgs("stats", "--servers", "ecdisc+"+a+","+b)
+	if code != 1 || !strings.Contains(errs, "ecdisc+"+a) || strings.Join(tableRows(out)["STAT"], " ") != b+" total" {
+		t.Errorf("unresolvable name: %d %q\n%s", code, errs, out)
+	}
+}
+
 func TestStatsAggregation(t *testing.T) {
 	a := testutil.StartGocached(t, nil)
 	b := testutil.StartGocached(t, nil)

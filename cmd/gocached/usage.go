@@ -145,7 +145,10 @@ gocached's own -o suboptions:
 Subcommands (instead of the flags above):
    gocached cluster up N [--base-port P] [flags]   N local nodes, until Ctrl-C
    gocached healthcheck [--addr host:port]         exit 0 if "version" answers
-   gocached stats --servers a,b,c [group]          per-node and total stats
+   gocached stats --servers a,b,c [group]          per-node and total stats; a name
+                                                   may also be dns+host:port,
+                                                   dnssrv+_svc._tcp.domain or
+                                                   ecdisc+host:port
 `
 
 const licenseText = `gocached, a memcached-compatible cache daemon written in Go.
