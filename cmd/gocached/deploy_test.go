@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -44,7 +45,7 @@ type k8sObject struct {
 				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"metadata"`
 			Spec struct {
-				TerminationGracePeriodSeconds int           `yaml:"terminationGracePeriodSeconds"`
+				TerminationGracePeriodSeconds int            `yaml:"terminationGracePeriodSeconds"`
 				Containers                    []k8sContainer `yaml:"containers"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -237,4 +238,51 @@ func atoiT(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestComposeAndStackArgs checks the gocached command of every compose
+// file and the swarm stack with gocached's own parser, ${VAR:-default}
+// read as its default.
+func TestComposeAndStackArgs(t *testing.T) {
+	defaults := regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}`)
+	files, err := filepath.Glob(repoFile(t, "examples/compose/docker-compose*.yml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("compose files: %v %v", files, err)
+	}
+	files = append(files, repoFile(t, "examples/swarm/stack.yml"))
+	checked := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Services map[string]struct {
+				Image   string `yaml:"image"`
+				Command any    `yaml:"command"`
+			} `yaml:"services"`
+		}
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for name, svc := range doc.Services {
+			if !strings.Contains(defaults.ReplaceAllString(svc.Image, "$1"), "gocached:") {
+				continue
+			}
+			var args []string
+			switch c := svc.Command.(type) {
+			case string:
+				args = strings.Fields(defaults.ReplaceAllString(c, "$1"))
+			case []any:
+				for _, a := range c {
+					args = append(args, defaults.ReplaceAllString(fmt.Sprint(a), "$1"))
+				}
+			}
+			checkDaemonArgs(t, filepath.Base(f)+" "+name, args)
+			checked++
+		}
+	}
+	if checked < 5 {
+		t.Errorf("checked %d gocached services", checked)
+	}
 }

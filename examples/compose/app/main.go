@@ -12,7 +12,7 @@
 //	CACHE_SERVERS  comma-separated nodes (default cache1:11211,cache2:11211,cache3:11211):
 //	               host:port, or names discovered and followed (cluster.Dial):
 //	               dns+host:port, dnssrv+_service._proto.domain, ecdisc+host:port
-//	CACHE_NODE_NAMES  "swarm-slot": name the nodes of a dns+tasks.<service>:port
+//	CACHE_NODE_NAMES  "swarm-slot": identify the nodes of dns+tasks.<service>:port
 //	               by their swarm replica slot rather than their IP (swarm.go)
 //	CACHE_RESOLVE_INTERVAL  how often discovery names are looked up (default 10s)
 //	SELECTOR       "ketama" (default: libmemcached/twemproxy-compatible) or "jump"
@@ -112,12 +112,7 @@ func newCache(servers []string, selector string, opts cluster.Options) (*cluster
 	switch names := env("CACHE_NODE_NAMES", ""); names {
 	case "":
 	case "swarm-slot":
-		slots, rewritten, err := newSwarmSlots(servers)
-		if err != nil {
-			return nil, err
-		}
-		slots.dialer.Timeout = opts.Timeout
-		opts.Resolver, opts.DialContext, servers = slots, slots.DialContext, rewritten
+		opts.Identify = swarmSlot
 	default:
 		return nil, fmt.Errorf("CACHE_NODE_NAMES %q: want swarm-slot or nothing", names)
 	}
@@ -171,6 +166,9 @@ func (a *app) routes() http.Handler {
 		sel := a.cache.Selector()
 		if i := sel.Primary(key); i >= 0 && i < len(sel.Nodes()) {
 			home = sel.Nodes()[i].String()
+			if ks, ok := sel.(*cluster.KetamaSelector); ok && ks.Servers()[i].Name != "" {
+				home = ks.Servers()[i].Name // the node's identity (CACHE_NODE_NAMES)
+			}
 		}
 		writeJSON(w, map[string]any{"key": key, "value": string(v), "node": node, "home": home, "loads": a.loads.Load()})
 	})
