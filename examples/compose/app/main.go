@@ -5,7 +5,7 @@
 //	GET /items/{key}  the key's value, from the cache or loaded and cached,
 //	                  with the node that served it and the key's home node
 //	GET /healthz      200 "ok" (also: app -healthcheck, for a shell-less image)
-//	GET /stats        {"loads": N, "requests": N, "nodes": N, "ejected": [...]}
+//	GET /stats        {"loads": N, "requests": N, "nodes": N, "ejected": [...], "started": UnixNano}
 //
 // Configuration, from the environment:
 //
@@ -63,7 +63,7 @@ func main() {
 	}
 	defer c.Close()
 
-	a := &app{cache: c, ttl: ttl}
+	a := &app{started: time.Now(), cache: c, ttl: ttl}
 	srv := &http.Server{Addr: listen, Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -130,6 +130,7 @@ func newSelector(kind string, servers []string) (cluster.Selector, error) {
 }
 
 type app struct {
+	started  time.Time // tells a restarted app (its counters start again) from a running one
 	cache    *cluster.Client
 	ttl      time.Duration
 	loads    atomic.Int64 // trips to the "database"
@@ -181,7 +182,7 @@ func (a *app) routes() http.Handler {
 			ejected = append(ejected, n.String())
 		}
 		writeJSON(w, map[string]any{"loads": a.loads.Load(), "requests": a.requests.Load(),
-			"nodes": a.cache.Stats().Nodes, "ejected": ejected})
+			"nodes": a.cache.Stats().Nodes, "ejected": ejected, "started": a.started.UnixNano()})
 	})
 	return mux
 }
