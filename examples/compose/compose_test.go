@@ -467,8 +467,7 @@ func warmValue(i int) string { return fmt.Sprintf("%-100d", i) }
 
 // countKeys reads keys warm:0..n-1 in multigets of 100 and counts those
 // present with their value.
-func countKeys(t *testing.T, m *memcached, n int) int {
-	t.Helper()
+func countKeys(m *memcached, n int) (int, error) {
 	_ = m.c.SetDeadline(time.Now().Add(2 * time.Minute))
 	found := 0
 	for base := 0; base < n; base += 100 {
@@ -479,11 +478,11 @@ func countKeys(t *testing.T, m *memcached, n int) int {
 		}
 		req.WriteString("\r\n")
 		if _, err := io.WriteString(m.c, req.String()); err != nil {
-			t.Fatal(err)
+			return found, err
 		}
 		lines, err := m.readUntilEnd()
 		if err != nil {
-			t.Fatal(err)
+			return found, err
 		}
 		for j := 0; j+1 < len(lines); j += 2 {
 			var i int
@@ -492,7 +491,7 @@ func countKeys(t *testing.T, m *memcached, n int) int {
 			}
 		}
 	}
-	return found
+	return found, nil
 }
 
 // TestComposeWarmRestart replaces the cache container with
@@ -525,9 +524,14 @@ func TestComposeWarmRestart(t *testing.T) {
 	const n = 100_000
 	m := dialReady(t, addr, 30*time.Second)
 	fillKeys(t, m, n)
-	before := countKeys(t, m, n)
-	if before != n {
-		t.Fatalf("%d of %d keys present before the restart", before, n)
+	failed := func(format string, a ...any) {
+		t.Helper()
+		logs, _ := p.run(30*time.Second, "logs", "--tail", "20")
+		ps, _ := p.run(30*time.Second, "ps")
+		t.Fatalf(format+"\nps:\n%s\nlogs:\n%s", append(a, ps, logs)...)
+	}
+	if before, err := countKeys(m, n); before != n || err != nil {
+		failed("%d of %d keys present before the restart (%v)", before, n, err)
 	}
 	old := p.container("cache")
 	m.c.Close()
@@ -540,10 +544,12 @@ func TestComposeWarmRestart(t *testing.T) {
 	}
 	m = dialReady(t, addr, 30*time.Second)
 	ready := time.Since(start)
-	after := countKeys(t, m, n)
+	after, err := countKeys(m, n)
+	if err != nil {
+		failed("reading the keys after the restart: %v (%d found so far)", err, after)
+	}
 	t.Logf("%d of %d keys present after --force-recreate (recreate took %v, answering after %v)", after, n, recreated, ready)
 	if after*100 < n*99 {
-		logs, _ := p.run(30*time.Second, "logs", "--tail", "20")
-		t.Fatalf("%d of %d keys after the restart, want >= 99%%\nlogs:\n%s", after, n, logs)
+		failed("%d of %d keys after the restart, want >= 99%%", after, n)
 	}
 }
