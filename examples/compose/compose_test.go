@@ -26,9 +26,11 @@ import (
 	"github.com/gocached/gocached/internal/testutil"
 )
 
-const (
-	gocachedImage = "gocached:test"
-	appImage      = "gocached-example-app:test"
+// The images' tags are this test process's own: tests of other work trees
+// may build, and remove, theirs on the same Docker daemon at the same time.
+var (
+	gocachedImage = fmt.Sprintf("gocached:test-%d", os.Getpid())
+	appImage      = fmt.Sprintf("gocached-example-app:test-%d", os.Getpid())
 )
 
 // repoRoot is the module root, two levels up from this package.

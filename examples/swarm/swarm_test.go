@@ -27,10 +27,14 @@ import (
 	"github.com/gocached/gocached/internal/testutil"
 )
 
-const (
-	gocachedImage = "gocached:swarmtest"
-	appImage      = "gocached-example-app:swarmtest"
-	keys          = 1000
+// keys is how many keys each phase reads.
+const keys = 1000
+
+// The images' tags are this test process's own (other work trees' tests
+// may use the same Docker daemon).
+var (
+	gocachedImage = fmt.Sprintf("gocached:swarmtest-%d", os.Getpid())
+	appImage      = fmt.Sprintf("gocached-example-app:swarmtest-%d", os.Getpid())
 )
 
 func repoRoot() string {
