@@ -49,6 +49,10 @@ const (
 	CmdMisbehave
 	CmdRefreshCerts
 	CmdDebugTime
+	// CmdConfig is ElastiCache's auto-discovery command ("config get
+	// cluster"); the server interprets Args, and answers it as memcached
+	// does (ERROR) unless it has a cluster configuration.
+	CmdConfig
 )
 
 // Limits from memcached.
@@ -301,6 +305,8 @@ func parseCommand(line []byte, r *Request) error {
 		return parseWithArgs(CmdRefreshCerts, toks, nt, 2, maxTokens, r)
 	case "debugtime":
 		return parseWithArgs(CmdDebugTime, toks, nt, 2, maxTokens, r)
+	case "config":
+		return parseWithArgs(CmdConfig, toks, nt, 2, maxTokens, r)
 	}
 	return unknownCommand(name, toks)
 }

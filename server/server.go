@@ -73,6 +73,8 @@ type Server struct {
 	auth authState // -Y credentials (asciiauth.go)
 
 	watch watchHub // watch command (watch.go)
+
+	discovery discoveryState // ElastiCache auto-discovery (clustercfg.go)
 }
 
 // New validates cfg and builds the store. It opens no sockets.
@@ -125,6 +127,9 @@ func New(cfg Config) (*Server, error) {
 		s.prefixes.enabled.Store(true)
 	}
 	if err := s.initSecurity(); err != nil {
+		return nil, err
+	}
+	if err := s.loadClusterConfig(true); err != nil {
 		return nil, err
 	}
 	return s, nil

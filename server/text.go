@@ -42,6 +42,8 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 		return c.execStorage(buf, n)
 	case protocol.CmdMetaSet:
 		return c.execMetaSet(buf, n)
+	case protocol.CmdConfig:
+		return c.execConfig(buf, n) // clustercfg.go
 	}
 	c.logCommand(buf[:n])
 	c.rpos += n
@@ -177,7 +179,16 @@ func (c *conn) execRetrieval() {
 		opt = &gat
 	}
 	var hits uint64
+	var discovery *clusterConfig // "get AmazonElastiCache:cluster" (clustercfg.go)
+	if r.Command == protocol.CmdGet {
+		discovery = c.srv.discovery.cur.Load()
+	}
 	for _, key := range r.Keys {
+		if discovery != nil && string(key) == elastiCacheKey {
+			hits++
+			c.wbuf = appendClusterConfig(c.wbuf, "VALUE "+elastiCacheKey, discovery)
+			continue
+		}
 		var it slab.Item
 		var ok bool
 		c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], key, opt)

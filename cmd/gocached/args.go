@@ -316,6 +316,9 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 				cfg.Store.NoLRUCrawler = false
 			case "eviction":
 				cfg.Store.Eviction = it.value
+			case "cluster_config":
+				cfg.AutoDiscovery = true
+				cfg.ClusterConfigFile = it.value
 			case "lru_maintainer":
 				cfg.Store.NoLRUMaintainer = false
 			case "no_lru_maintainer":

@@ -336,6 +336,17 @@ func TestExtended(t *testing.T) {
 	if o := mustParse(t, "-o", "no_maxconns_fast", "-o", "maxconns_fast"); !o.cfg.MaxConnsFast {
 		t.Error("later maxconns_fast did not win")
 	}
+	for _, tc := range []struct {
+		arg  string
+		file string
+	}{{"cluster_config=/etc/gocached/cluster.cfg", "/etc/gocached/cluster.cfg"}, {"cluster_config", ""}} {
+		if o := mustParse(t, "-o", tc.arg); !o.cfg.AutoDiscovery || o.cfg.ClusterConfigFile != tc.file {
+			t.Errorf("-o %s: AutoDiscovery %v file %q", tc.arg, o.cfg.AutoDiscovery, o.cfg.ClusterConfigFile)
+		}
+	}
+	if o := mustParse(t); o.cfg.AutoDiscovery {
+		t.Error("auto-discovery on by default")
+	}
 	if o := mustParse(t, "-o", ""); len(o.cfg.Extended) != 0 {
 		t.Errorf("empty -o gave %v", o.cfg.Extended)
 	}
@@ -362,7 +373,7 @@ func TestExtended(t *testing.T) {
 		"ext_item_size": "512", "ext_item_age": "10", "ext_low_ttl": "0", "ext_recache_rate": "2000",
 		"ext_compact_under": "10", "ext_drop_under": "10", "ext_max_sleep": "1000000", "ext_max_frag": "0.8",
 		"ext_drop_unread": "", "slab_automove_freeratio": "0.01",
-		"metrics_listen": "127.0.0.1:9150", "eviction": "s3fifo", // gocached's own
+		"metrics_listen": "127.0.0.1:9150", "eviction": "s3fifo", "cluster_config": "/c.cfg", // gocached's own
 	}
 	if len(all) != len(suboptions) {
 		t.Errorf("test covers %d suboptions, table has %d", len(all), len(suboptions))

@@ -123,6 +123,11 @@ gocached's own -o suboptions:
                           lru is memcached's segmented LRU, also chosen
                           when no_lru_maintainer, hot_lru_pct, warm_lru_pct,
                           hot_max_factor or warm_max_factor is given)
+   - cluster_config:      answer ElastiCache auto-discovery ("config get
+                          cluster"): cluster_config=FILE reads FILE (a
+                          version line, then host|ip|port entries) and
+                          re-reads it on SIGHUP; "config set cluster" sets
+                          it at run time (default: off, as memcached)
 
 Subcommands (instead of the flags above):
    gocached cluster up N [--base-port P] [flags]   N local nodes, until Ctrl-C
