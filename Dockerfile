@@ -14,6 +14,11 @@ FROM scratch
 COPY bin/gocached /gocached
 USER 11211:11211
 EXPOSE 11211
+# A container stop is memcached's graceful stop, SIGUSR1: with -e it saves
+# the cache for the next container on the same memory file (a warm
+# rollout), without -e it stops as SIGTERM would. docker stop, compose,
+# swarm and Kubernetes (containerd and CRI-O) send the image's stop signal.
+STOPSIGNAL SIGUSR1
 ENTRYPOINT ["/gocached"]
 CMD ["memcached"]
 # No shell in the image: the binary checks itself ("version" -> "VERSION ...")

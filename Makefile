@@ -35,7 +35,7 @@ bench:
 	$(GO) build -o $(BIN)/gocached-bench ./cmd/gocached-bench
 	$(BIN)/gocached-bench compare --gocached $(BIN)/gocached --scenarios short --reps 5 --duration 1s --quiet --out bench/results
 	$(BIN)/gocached-bench memory --gocached $(BIN)/gocached --items 200000 --size 100 --reps 1 --quiet --out bench/results
-	$(BIN)/gocached-bench hitratio --gocached $(BIN)/gocached --evictions lru,s3fifo,clock --reps 1 --ops 300000 --warmup 300000 --quiet --out bench/results
+	$(BIN)/gocached-bench hitratio --gocached $(BIN)/gocached --evictions s3clock,lru,s3fifo,clock --reps 1 --ops 300000 --warmup 300000 --quiet --out bench/results
 	$(BIN)/gocached-bench calcify --gocached $(BIN)/gocached --reps 1 --quiet --out bench/results
 	$(BIN)/gocached-bench values --gocached $(BIN)/gocached --reps 3 --quiet --out bench/results
 	$(BIN)/gocached-bench idle --gocached $(BIN)/gocached --conns 10000 --reps 1 --quiet --out bench/results

@@ -9,12 +9,18 @@ import (
 )
 
 // Dist names a key distribution: "uniform", "zipf" (parameter s, any s > 0),
-// or "scan" (zipf over the key space, with a fraction of the requests taken
-// from a sequential scan over one-time keys beyond it: cache pollution).
+// "scan" (zipf over the key space, with a fraction of the requests taken
+// from a sequential scan over one-time keys beyond it: cache pollution), or
+// "shift" (zipf whose popular keys move on every Period requests: a
+// working set that shifts, shift.go).
 type Dist struct {
 	Kind     string  `json:"kind"`
 	S        float64 `json:"s,omitempty"`
 	ScanFrac float64 `json:"scan_frac,omitempty"`
+	Period   int64   `json:"period,omitempty"` // shift: requests (over all connections) per working set
+	// Start is how many requests of a shifting run came before this one
+	// (its warm-up), so that the measured run continues its shifts.
+	Start int64 `json:"start,omitempty"`
 }
 
 func (d Dist) String() string {
@@ -23,12 +29,15 @@ func (d Dist) String() string {
 		return fmt.Sprintf("zipf:%g", d.S)
 	case "scan":
 		return fmt.Sprintf("scan:%g:%g", d.S, d.ScanFrac)
+	case "shift":
+		return fmt.Sprintf("shift:%g:%d", d.S, d.Period)
 	}
 	return d.Kind
 }
 
-// ParseDist parses "uniform", "zipf[:s]" (default s 0.99) and
-// "scan[:s[:fraction]]" (default 0.99 and 0.1).
+// ParseDist parses "uniform", "zipf[:s]" (default s 0.99),
+// "scan[:s[:fraction]]" (default 0.99 and 0.1) and "shift[:s[:period]]"
+// (default 0.99 and 250000 requests).
 func ParseDist(s string) (Dist, error) {
 	parts := strings.Split(s, ":")
 	d := Dist{Kind: strings.ToLower(parts[0]), S: 0.99, ScanFrac: 0.1}
@@ -57,8 +66,10 @@ func ParseDist(s string) (Dist, error) {
 		if num(1, &d.S) != nil || num(2, &d.ScanFrac) != nil || len(parts) > 3 || d.ScanFrac >= 1 {
 			return d, fmt.Errorf("bad distribution %q", s)
 		}
+	case "shift":
+		return parseShift(d, parts, s)
 	default:
-		return d, fmt.Errorf("unknown distribution %q (uniform, zipf[:s], scan[:s[:fraction]])", s)
+		return d, fmt.Errorf("unknown distribution %q (uniform, zipf[:s], scan[:s[:fraction]], shift[:s[:period]])", s)
 	}
 	return d, nil
 }
@@ -72,11 +83,12 @@ type keyGen struct {
 	zipf     *zipf
 	scanFrac float64
 	scanNext uint64
+	shift    shifter
 }
 
 func newKeyGen(d Dist, n uint64, rng *rand.Rand, scanStart uint64) *keyGen {
 	g := &keyGen{rng: rng, n: n, scanFrac: d.ScanFrac, scanNext: n + scanStart}
-	if d.Kind == "zipf" || d.Kind == "scan" {
+	if d.Kind == "zipf" || d.Kind == "scan" || d.Kind == "shift" {
 		g.zipf = newZipf(d.S, n)
 	}
 	return g
@@ -91,7 +103,7 @@ func (g *keyGen) draw() uint64 {
 		return id
 	}
 	if g.zipf != nil {
-		return g.zipf.sample(g.rng) - 1
+		return g.shift.next(g.n) + g.zipf.sample(g.rng) - 1
 	}
 	return g.rng.Uint64N(g.n)
 }

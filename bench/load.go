@@ -212,6 +212,7 @@ func newWorker(cfg *Config, idx int, vals *values) *worker {
 	w.codec = codec{proto: cfg.Proto, vals: vals, vmin: cfg.ValueMin, vmax: cfg.ValueMax, rd: w.rd}
 	w.gen = newKeyGen(cfg.Dist, cfg.Keys, w.rng, cfg.KeyScan+uint64(idx)*1e8/uint64(cfg.Conns+1))
 	w.gen.base = cfg.KeyBase
+	w.gen.shift = newShifter(cfg.Dist, cfg.Conns)
 	return w
 }
 

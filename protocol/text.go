@@ -49,6 +49,10 @@ const (
 	CmdMisbehave
 	CmdRefreshCerts
 	CmdDebugTime
+	// CmdConfig is ElastiCache's auto-discovery command ("config get
+	// cluster"); the server interprets Args, and answers it as memcached
+	// does (ERROR) unless it has a cluster configuration.
+	CmdConfig
 )
 
 // Limits from memcached.
@@ -80,6 +84,9 @@ type Request struct {
 	CAS     uint64
 	Delta   uint64
 	NoReply bool
+	// Swallow is, with an error Reply, the bytes of a data block to
+	// discard after the line (a cas without its unique); 0 otherwise.
+	Swallow int
 	// Args are the tokens after the command name for commands whose
 	// arguments the server interprets (stats, flush_all, verbosity,
 	// cache_memlimit, meta commands, ...). The backing array is reused.
@@ -112,6 +119,10 @@ var (
 	// ErrLineTooLong means a line grew past its limit without a newline;
 	// memcached closes the connection.
 	ErrLineTooLong = errors.New("protocol: line too long")
+	// ErrHTTPRequest means an unknown command whose last token starts with
+	// "HTTP/": a browser or an HTTP health check. memcached closes the
+	// connection without a reply.
+	ErrHTTPRequest = errors.New("protocol: HTTP request")
 )
 
 // isLongLinePrefix reports whether an unfinished line is a multiget, which
@@ -196,7 +207,7 @@ func reset(r *Request) {
 	r.Command = CmdNone
 	r.Key = nil
 	r.Keys = r.Keys[:0]
-	r.Flags, r.Exptime, r.Bytes, r.CAS, r.Delta = 0, 0, 0, 0, 0
+	r.Flags, r.Exptime, r.Bytes, r.CAS, r.Delta, r.Swallow = 0, 0, 0, 0, 0, 0
 	r.NoReply = false
 	r.Args = r.Args[:0]
 }
@@ -216,6 +227,10 @@ func parseCommand(line []byte, r *Request) error {
 	nt := tokenize(line, &r.tokens)
 	toks := r.tokens[:nt-1] // real tokens, without the terminal one
 	if len(toks) == 0 {
+		// memcached 1.6.18's ERROR (the current memcached answers
+		// CLIENT_ERROR bad command line format): the leftover of a
+		// malformed data block is often an empty line, and 1.6.18's
+		// clients see ERROR there.
 		return ErrUnknownCommand
 	}
 	name := toks[0]
@@ -290,6 +305,31 @@ func parseCommand(line []byte, r *Request) error {
 		return parseWithArgs(CmdRefreshCerts, toks, nt, 2, maxTokens, r)
 	case "debugtime":
 		return parseWithArgs(CmdDebugTime, toks, nt, 2, maxTokens, r)
+	case "config":
+		return parseWithArgs(CmdConfig, toks, nt, 2, maxTokens, r)
+	}
+	return unknownCommand(name, toks)
+}
+
+// unknownCommand is memcached's answer to a command it does not know:
+// ERROR, or closing the connection (ErrHTTPRequest) when the last token
+// starts with "HTTP/". As memcached's dispatch, which checks HTTP/ only
+// after every command family, a name of one byte, starting with g, s, a,
+// c, i, d or t, or a two-byte m name, is an ERROR whatever follows.
+func unknownCommand(name []byte, toks [][]byte) error {
+	if len(name) < 2 {
+		return ErrUnknownCommand
+	}
+	switch name[0] {
+	case 'g', 's', 'a', 'c', 'i', 'd', 't':
+		return ErrUnknownCommand
+	case 'm':
+		if len(name) == 2 {
+			return ErrUnknownCommand
+		}
+	}
+	if bytes.HasPrefix(toks[len(toks)-1], []byte("HTTP/")) {
+		return ErrHTTPRequest
 	}
 	return ErrUnknownCommand
 }
@@ -366,8 +406,13 @@ func parseRetrieval(cmd Command, line []byte, toks [][]byte, nt int, r *Request)
 }
 
 func parseStorage(cmd Command, toks [][]byte, nt int, r *Request) error {
+	casMissing := false
 	if cmd == CmdCas {
-		if nt != 7 && nt != 8 {
+		// memcached 1.6.18 answers ERROR to a cas without its unique (and
+		// ERROR again to its data line); the current memcached, and
+		// gocached, CLIENT_ERROR, swallowing the data block.
+		casMissing = nt == 6
+		if nt != 6 && nt != 7 && nt != 8 {
 			return ErrUnknownCommand
 		}
 	} else if nt != 6 && nt != 7 {
@@ -388,6 +433,12 @@ func parseStorage(cmd Command, toks [][]byte, nt int, r *Request) error {
 		return ErrBadFormat
 	}
 	r.Flags, r.Exptime = flags, int64(exp)
+	if casMissing {
+		if size >= 0 && size <= maxValueLength {
+			r.Swallow = int(size) + 2
+		}
+		return ErrBadFormat
+	}
 	if cmd == CmdCas {
 		cas, ok := safeStrtoull(toks[5])
 		if !ok {

@@ -29,7 +29,15 @@ func TestParseLine(t *testing.T) {
 		{in: "gets a b c\r\n", cmd: CmdGets, keys: []string{"a", "b", "c"}},
 		{in: "get\r\n", err: ErrUnknownCommand},
 		{in: "GET a\r\n", err: ErrUnknownCommand},
-		{in: "\r\n", err: ErrUnknownCommand},
+		{in: "\r\n", err: ErrUnknownCommand}, // 1.6.18 (current memcached: CLIENT_ERROR)
+		{in: "   \r\n", err: ErrUnknownCommand},
+		{in: "x\r\n", err: ErrUnknownCommand},
+		{in: "GET / HTTP/1.1\r\n", err: ErrHTTPRequest},
+		{in: "POST /x HTTP/1.0\r\n", err: ErrHTTPRequest},
+		{in: "HEAD HTTP/2\r\n", err: ErrHTTPRequest},
+		{in: "gxx / HTTP/1.1\r\n", err: ErrUnknownCommand}, // memcached's g family answers ERROR
+		{in: "mx / HTTP/1.1\r\n", err: ErrUnknownCommand},
+		{in: "bogus HTTP\r\n", err: ErrUnknownCommand},
 		{in: "get " + long + "\r\n", err: ErrBadFormat},
 		{in: "gat 10 a b\r\n", cmd: CmdGat, exptime: 10, keys: []string{"a", "b"}},
 		{in: "gats -1 a\r\n", cmd: CmdGats, exptime: -1, keys: []string{"a"}},
@@ -66,7 +74,8 @@ func TestParseLine(t *testing.T) {
 		{in: "append k 0 0 1\r\n", cmd: CmdAppend, key: "k", bytes: 1},
 		{in: "prepend k 0 0 1\r\n", cmd: CmdPrepend, key: "k", bytes: 1},
 		{in: "cas k 0 0 1 99\r\n", cmd: CmdCas, key: "k", bytes: 1, cas: 99},
-		{in: "cas k 0 0 1\r\n", err: ErrUnknownCommand},
+		{in: "cas k 0 0 1\r\n", cmd: CmdCas, key: "k", err: ErrBadFormat}, // current memcached (1.6.18: ERROR); swallows 3 bytes
+		{in: "cas k 0 0\r\n", err: ErrUnknownCommand},
 		{in: "cas k 0 0 1 x\r\n", cmd: CmdCas, key: "k", err: ErrBadFormat},
 		{in: "delete k\r\n", cmd: CmdDelete, key: "k"},
 		{in: "delete k 0\r\n", cmd: CmdDelete, key: "k"},

@@ -23,7 +23,8 @@ const (
 	// line before it gives up and closes the connection.
 	authMaxLine = 2048
 	// authMaxBlock bounds the credentials block: memcached reads it into
-	// its 16 KB read buffer and closes the connection when it cannot fit.
+	// its 16 KB read buffer and, when it cannot fit, answers "auth token
+	// too long" and closes the connection.
 	authMaxBlock = 16 << 10
 )
 
@@ -34,6 +35,7 @@ const (
 	replyAuthBadFormat   = "CLIENT_ERROR bad authentication token format\r\n"
 	replyAuthBadTerm     = "CLIENT_ERROR bad command line termination\r\n"
 	replyAuthStored      = "STORED\r\n"
+	replyAuthTooLong     = "CLIENT_ERROR auth token too long\r\n"
 )
 
 // asciiAuth is one connection's -Y state.
@@ -164,6 +166,9 @@ func (c *conn) execASCIIAuth(buf []byte) (need int, complete bool) {
 			return 0, true
 		}
 		if size > authMaxBlock-2 {
+			// The current memcached says why before it closes (1.6.18
+			// closes without a word).
+			c.authReply(replyAuthTooLong)
 			c.closing = true
 			return 0, true
 		}

@@ -36,6 +36,14 @@ type Config struct {
 	Verbosity       int               // -v count
 	Extended        map[string]string // every -o key[=value], as given
 
+	// AutoDiscovery answers ElastiCache's "config get cluster" and
+	// "get AmazonElastiCache:cluster" and accepts "config set cluster"
+	// (-o cluster_config); default off: "config" is an unknown command.
+	AutoDiscovery bool
+	// ClusterConfigFile is the auto-discovery configuration, read at
+	// startup and on SIGHUP (-o cluster_config=FILE); default none.
+	ClusterConfigFile string
+
 	Store slab.Config // -m, -M, -C, -f, -n, -I
 
 	Logger *zap.Logger // default zap.NewNop()

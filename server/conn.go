@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,7 +279,20 @@ func (c *conn) readFailed(err error, idle time.Duration) (goOn, parked bool) {
 			return true, false
 		}
 	}
-	return c.retryRead(err, idle), false
+	if c.retryRead(err, idle) {
+		return true, false
+	}
+	c.countIdleKick(err, idle)
+	return false, false
+}
+
+// countIdleKick counts a close for the idle timeout (idle_kicks): a read
+// deadline passed with no shutdown under way.
+func (c *conn) countIdleKick(err error, idle time.Duration) {
+	var ne net.Error
+	if idle > 0 && errors.As(err, &ne) && ne.Timeout() && !c.shutdown.Load() {
+		atomic.AddUint64(&c.stats.idleKicks, 1)
+	}
 }
 
 // retryRead reports whether a read error is the wake-up of a deadline that
@@ -313,6 +327,7 @@ func (c *conn) flush() bool {
 		} else {
 			c.wbuf = append(c.wbuf[:0], "SERVER_ERROR out of memory writing get response\r\n"...)
 			c.closing, refused = true, true
+			atomic.AddUint64(&c.stats.responseObjOOM, 1)
 		}
 	}
 	if c.srv.verbosity.Load() > 1 {
@@ -359,6 +374,7 @@ func (c *conn) makeRoom(need int) bool {
 	if !c.srv.bigBufs.reserve(size - c.bigBuf) {
 		c.wbuf = append(c.wbuf, "SERVER_ERROR out of memory reading request\r\n"...)
 		c.closing = true
+		atomic.AddUint64(&c.stats.readBufOOM, 1)
 		return false
 	}
 	c.bigBuf = size
@@ -425,6 +441,7 @@ func (c *conn) swallowInput() bool {
 // replies to the write buffer.
 func (c *conn) process() {
 	defer c.shrink()
+	reqs := 0
 	for c.rpos < c.rend && !c.closing {
 		if c.swallowInput() {
 			continue
@@ -452,6 +469,10 @@ func (c *conn) process() {
 			}
 			return
 		}
+		if reqs++; reqs == c.srv.cfg.ReqsPerEvent {
+			reqs = 0
+			c.yield()
+		}
 		if c.repliesFull() {
 			if !c.flush() {
 				c.closing = true
@@ -462,6 +483,17 @@ func (c *conn) process() {
 	if c.rpos == c.rend {
 		c.rpos, c.rend = 0, 0
 	}
+}
+
+// yield lets other connections run after -R requests of one pipeline, as
+// memcached's reqs_per_event: the goroutine gives up its processor, so a
+// client sending a huge pipeline does not hold a CPU (-t) while others
+// wait. Unlike memcached it does not write the replies so far: a write
+// every 20 requests costs deep pipelines half as much CPU again per
+// request; they go out at flushThreshold or when the input is drained.
+func (c *conn) yield() {
+	atomic.AddUint64(&c.stats.connYields, 1)
+	runtime.Gosched()
 }
 
 // reply appends a reply line unless the request asked for silence.

@@ -97,6 +97,13 @@ func (p *prefixStats) record(key []byte, op prefixOp) {
 	}
 }
 
+// clear forgets every prefix (stats reset).
+func (p *prefixStats) clear() {
+	p.mu.Lock()
+	p.buckets = [prefixBuckets][]*prefixCount{}
+	p.mu.Unlock()
+}
+
 // appendDump appends memcached's "PREFIX name get N hit N set N del N"
 // lines and END.
 func (p *prefixStats) appendDump(b []byte) []byte {

@@ -200,6 +200,7 @@ func (s *Server) sweepIdle() {
 				}
 			case connParked:
 				if timeout > 0 && now-last >= timeout && c.parking.state.CompareAndSwap(connParked, connActive) {
+					atomic.AddUint64(&c.stats.idleKicks, 1)
 					c.closing = true
 					go s.runConn(c)
 				}

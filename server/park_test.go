@@ -16,8 +16,8 @@ import (
 	"github.com/gocached/gocached/server"
 )
 
-// statValue reads one "stats [group]" value over a fresh connection.
-func statValue(t *testing.T, addr, group, name string) int {
+// groupStat reads one "stats [group]" value over a fresh connection.
+func groupStat(t *testing.T, addr, group, name string) int {
 	t.Helper()
 	c, r := dialText(t, "tcp", addr)
 	defer c.Close()
@@ -67,12 +67,12 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 		t.Skip("idle connections park only on Linux (epoll)")
 	}
 	addr := testutil.StartGocached(t, nil)
-	base := statValue(t, addr, "go", "go_goroutines")
+	base := groupStat(t, addr, "go", "go_goroutines")
 	const n = 200
 	cs, rs := openIdle(t, addr, n)
 	// A connection that never sent anything parks too.
 	silent, silentR := dialText(t, "tcp", addr)
-	waitFor(t, "idle connections to park", func() bool { return statValue(t, addr, "go", "go_goroutines") < base+n/4 })
+	waitFor(t, "idle connections to park", func() bool { return groupStat(t, addr, "go", "go_goroutines") < base+n/4 })
 	for i, c := range cs {
 		key := fmt.Sprintf("k%d", i)
 		expectReply(t, c, rs[i], "set "+key+" 0 0 1\r\nx\r\n", "STORED\r\n")
@@ -80,7 +80,7 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 	}
 	expectReply(t, silent, silentR, "get k0\r\n", "VALUE k0 0 1\r\nx\r\nEND\r\n")
 	// Parked again after a while; a request split across the park is whole.
-	waitFor(t, "connections to park again", func() bool { return statValue(t, addr, "go", "go_goroutines") < base+n/4 })
+	waitFor(t, "connections to park again", func() bool { return groupStat(t, addr, "go", "go_goroutines") < base+n/4 })
 	c, r := cs[0], rs[0]
 	if _, err := c.Write([]byte("get k")); err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 		c.Close()
 	}
 	silent.Close()
-	waitFor(t, "closed connections to be counted", func() bool { return statValue(t, addr, "", "curr_connections") == 1 })
+	waitFor(t, "closed connections to be counted", func() bool { return groupStat(t, addr, "", "curr_connections") == 1 })
 }
 
 // TestParkedConnectionIdleTimeout: the idle timeout closes parked
@@ -117,9 +117,9 @@ func TestShutdownWithParkedConnections(t *testing.T) {
 	}
 	s := testutil.StartGocachedServer(t, nil)
 	addr := s.Addrs()[0].String()
-	base := statValue(t, addr, "go", "go_goroutines")
+	base := groupStat(t, addr, "go", "go_goroutines")
 	cs, rs := openIdle(t, addr, 20)
-	waitFor(t, "idle connections to park", func() bool { return statValue(t, addr, "go", "go_goroutines") < base+5 })
+	waitFor(t, "idle connections to park", func() bool { return groupStat(t, addr, "go", "go_goroutines") < base+5 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
@@ -140,7 +140,7 @@ func TestMidValueConnectionsDoNotPark(t *testing.T) {
 		t.Skip("idle connections park only on Linux (epoll)")
 	}
 	addr := testutil.StartGocached(t, nil)
-	base := statValue(t, addr, "go", "go_goroutines")
+	base := groupStat(t, addr, "go", "go_goroutines")
 	const n, size = 8, 100000
 	value := []byte(strings.Repeat("0123456789abcdef", size/16+1)[:size])
 	var cs []net.Conn
@@ -161,7 +161,7 @@ func TestMidValueConnectionsDoNotPark(t *testing.T) {
 	}
 	// Past idleParkAfter and a few sweeps: none of them parked.
 	time.Sleep(4500 * time.Millisecond)
-	if g := statValue(t, addr, "go", "go_goroutines"); g < base+n {
+	if g := groupStat(t, addr, "go", "go_goroutines"); g < base+n {
 		t.Errorf("%d goroutines, want at least %d: a connection mid-value parked", g, base+n)
 	}
 	for i, c := range cs {

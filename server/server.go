@@ -77,6 +77,8 @@ type Server struct {
 
 	idle  idleSet      // connections parked without a goroutine (park.go)
 	parks atomic.Int64 // connections parked since the sweeper's last pass
+
+	discovery discoveryState // ElastiCache auto-discovery (clustercfg.go)
 }
 
 // New validates cfg and builds the store. It opens no sockets.
@@ -129,6 +131,9 @@ func New(cfg Config) (*Server, error) {
 		s.prefixes.enabled.Store(true)
 	}
 	if err := s.initSecurity(); err != nil {
+		return nil, err
+	}
+	if err := s.loadClusterConfig(true); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gocached/gocached/internal/testutil"
 	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/slab"
 )
 
 // dialText opens a text-protocol connection with a deadline on every
@@ -248,7 +249,13 @@ func TestMetadumpFormat(t *testing.T) {
 // expired (negative or long-past exptime) as memcached does, with the
 // time one second after its epoch, 62 s before the server started.
 func TestCachedumpExpired(t *testing.T) {
-	addr := testutil.StartGocached(t, nil)
+	// No background maintenance: its LRU reclaiming would take the dead
+	// items first (as memcached's maintainer may); cachedump in recency
+	// order: memcached's segmented LRU.
+	addr := testutil.StartGocached(t, func(cfg *server.Config) {
+		cfg.Store.Maintenance = -1
+		cfg.Store.Eviction = slab.EvictionLRU
+	})
 	c, r := dialText(t, "tcp", addr)
 	roundTrip(t, c, r, "set neg 0 -1 1\r\nx\r\nset past 0 1000000000 1\r\nx\r\nset live 0 0 1\r\nx\r\n")
 	stats := roundTrip(t, c, r, "stats\r\n")

@@ -25,6 +25,8 @@ type connStats struct {
 	storeTooLarge, storeNoMemory        uint64
 	authCmds, authErrors                uint64
 	bytesRead, bytesWritten             uint64
+	idleKicks, connYields               uint64 // idle-timeout closes; -R yields
+	responseObjOOM, readBufOOM          uint64 // replies and reads refused over read_buf_mem_limit
 }
 
 // add accumulates o into s. s must not be shared; o may be live.
@@ -44,6 +46,10 @@ func (s *connStats) add(o *connStats) {
 	s.authErrors += atomic.LoadUint64(&o.authErrors)
 	s.bytesRead += atomic.LoadUint64(&o.bytesRead)
 	s.bytesWritten += atomic.LoadUint64(&o.bytesWritten)
+	s.idleKicks += atomic.LoadUint64(&o.idleKicks)
+	s.connYields += atomic.LoadUint64(&o.connYields)
+	s.responseObjOOM += atomic.LoadUint64(&o.responseObjOOM)
+	s.readBufOOM += atomic.LoadUint64(&o.readBufOOM)
 }
 
 // totals sums the counters of every connection, live and closed.
@@ -67,12 +73,21 @@ func (s *Server) resetStats() {
 	}
 	s.totalConns.Store(0)
 	s.rejectedConns.Store(0)
+	// As memcached's stats_reset: its global stats (listen_disabled_num,
+	// the log counters), each thread's and each class's counters, and the
+	// "stats detail" prefixes.
+	s.listenDisabled.Store(0)
+	s.watch.sent.Store(0)
+	s.watch.skipped.Store(0)
+	s.store.ResetStats()
+	s.prefixes.clear()
 }
 
 func (s *connStats) reset() {
 	for _, p := range []*uint64{&s.cmdGet, &s.getHits, &s.getMisses, &s.cmdSet, &s.cmdFlush,
 		&s.cmdTouch, &s.cmdMeta, &s.touchHits, &s.touchMisses, &s.storeTooLarge,
-		&s.storeNoMemory, &s.authCmds, &s.authErrors, &s.bytesRead, &s.bytesWritten} {
+		&s.storeNoMemory, &s.authCmds, &s.authErrors, &s.bytesRead, &s.bytesWritten,
+		&s.idleKicks, &s.connYields, &s.responseObjOOM, &s.readBufOOM} {
 		atomic.StoreUint64(p, 0)
 	}
 }
@@ -150,13 +165,13 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("total_connections", s.totalConns.Load())
 	u("rejected_connections", s.rejectedConns.Load())
 	u("connection_structures", uint64(s.currConns.Load()))
-	u("response_obj_oom", 0)
+	u("response_obj_oom", t.responseObjOOM)
 	u("response_obj_count", 0)
 	u("response_obj_bytes", 0)
 	u("read_buf_count", 0)
 	u("read_buf_bytes", 0)
 	u("read_buf_bytes_free", 0)
-	u("read_buf_oom", 0)
+	u("read_buf_oom", t.readBufOOM)
 	u("reserved_fds", 20) // memcached's fixed reservation; reported for dashboards
 	u("cmd_get", t.cmdGet)
 	u("cmd_set", t.cmdSet)
@@ -182,6 +197,9 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("store_no_memory", t.storeNoMemory)
 	u("auth_cmds", t.authCmds)
 	u("auth_errors", t.authErrors)
+	if s.cfg.IdleTimeout > 0 { // as memcached: listed under -o idle_timeout only
+		u("idle_kicks", t.idleKicks)
+	}
 	u("bytes_read", t.bytesRead)
 	u("bytes_written", t.bytesWritten)
 	u("limit_maxbytes", st.LimitMaxbytes)
@@ -189,7 +207,7 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("listen_disabled_num", s.listenDisabled.Load())
 	u("time_in_listen_disabled_us", 0)
 	u("threads", uint64(s.cfg.Threads))
-	u("conn_yields", 0)
+	u("conn_yields", t.connYields)
 	u("hash_power_level", st.HashPowerLevel)
 	u("hash_bytes", st.HashBytes)
 	u("hash_is_expanding", 0)
@@ -201,9 +219,17 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("slab_reassign_busy_deletes", 0)
 	u("slab_reassign_running", b2u(st.SlabReassignRunning))
 	u("slabs_moved", st.SlabsMoved)
-	u("lru_crawler_running", b2u(st.LRUCrawlerRunning))
-	u("lru_crawler_starts", st.LRUCrawlerStarts)
-	u("lru_maintainer_juggles", 0)
+	// As memcached, the crawler's and the maintainer's stats are listed
+	// only while they run (not under no_lru_crawler, "lru_crawler
+	// disable", no_lru_maintainer).
+	maintainer := !s.store.Config().NoLRUMaintainer
+	if s.store.CrawlerEnabled() {
+		u("lru_crawler_running", b2u(st.LRUCrawlerRunning))
+		u("lru_crawler_starts", st.LRUCrawlerStarts)
+	}
+	if maintainer {
+		u("lru_maintainer_juggles", 0)
+	}
 	u("malloc_fails", 0)
 	u("log_worker_dropped", 0)
 	u("log_worker_written", 0)
@@ -225,17 +251,21 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u("slab_global_page_pool", st.SlabGlobalPagePool)
 	u("expired_unfetched", st.ExpiredUnfetched)
 	u("evicted_unfetched", st.EvictedUnfetched)
-	u("evicted_active", st.EvictedActive)
+	if maintainer {
+		u("evicted_active", st.EvictedActive)
+	}
 	u("evictions", st.Evictions)
 	u("reclaimed", st.Reclaimed)
 	u("crawler_reclaimed", st.CrawlerReclaimed)
 	u("crawler_items_checked", st.CrawlerItemsChecked)
 	u("lrutail_reflocked", 0)
-	u("moves_to_cold", 0)
-	u("moves_to_warm", 0)
-	u("moves_within_lru", 0)
-	u("direct_reclaims", 0)
-	u("lru_bumps_dropped", 0)
+	if maintainer {
+		u("moves_to_cold", 0)
+		u("moves_to_warm", 0)
+		u("moves_within_lru", 0)
+		u("direct_reclaims", 0)
+		u("lru_bumps_dropped", 0)
+	}
 	return b
 }
 
@@ -422,6 +452,9 @@ func (s *Server) appendItems(b []byte) []byte {
 	// memcached shows number_temp while the TEMP LRU is on (not the items
 	// left in TEMP after "lru temp_ttl -1" turned it off).
 	_, tempOn := s.store.TempTTL()
+	// Without the LRU maintainer memcached has one LRU a class and shows
+	// none of the segmented LRU's counts.
+	maintainer := !s.store.Config().NoLRUMaintainer
 	for _, cl := range s.store.Classes() {
 		if cl.Items == 0 {
 			continue
@@ -432,14 +465,16 @@ func (s *Server) appendItems(b []byte) []byte {
 			age = uint64(cl.OldestAge)
 		}
 		b = appendStatUint(b, p+"number", uint64(cl.Items))
-		b = appendStatUint(b, p+"number_hot", uint64(cl.NumberHot))
-		b = appendStatUint(b, p+"number_warm", uint64(cl.NumberWarm))
-		b = appendStatUint(b, p+"number_cold", uint64(cl.NumberCold))
-		if tempOn {
-			b = appendStatUint(b, p+"number_temp", uint64(cl.NumberTemp))
+		if maintainer {
+			b = appendStatUint(b, p+"number_hot", uint64(cl.NumberHot))
+			b = appendStatUint(b, p+"number_warm", uint64(cl.NumberWarm))
+			b = appendStatUint(b, p+"number_cold", uint64(cl.NumberCold))
+			if tempOn {
+				b = appendStatUint(b, p+"number_temp", uint64(cl.NumberTemp))
+			}
+			b = appendStatUint(b, p+"age_hot", uint64(max(cl.AgeHot, 0)))
+			b = appendStatUint(b, p+"age_warm", uint64(max(cl.AgeWarm, 0)))
 		}
-		b = appendStatUint(b, p+"age_hot", uint64(max(cl.AgeHot, 0)))
-		b = appendStatUint(b, p+"age_warm", uint64(max(cl.AgeWarm, 0)))
 		b = appendStatUint(b, p+"age", age)
 		b = appendStatUint(b, p+"mem_requested", cl.MemRequested)
 		b = appendStatUint(b, p+"evicted", cl.Evicted)
@@ -450,10 +485,15 @@ func (s *Server) appendItems(b []byte) []byte {
 		b = appendStatUint(b, p+"reclaimed", cl.Expired)
 		b = appendStatUint(b, p+"expired_unfetched", cl.ExpiredUnfetched)
 		b = appendStatUint(b, p+"evicted_unfetched", cl.EvictedUnfetched)
-		b = appendStatUint(b, p+"evicted_active", cl.EvictedActive)
+		if maintainer {
+			b = appendStatUint(b, p+"evicted_active", cl.EvictedActive)
+		}
 		b = appendStatUint(b, p+"crawler_reclaimed", cl.CrawlerReclaimed)
 		b = appendStatUint(b, p+"crawler_items_checked", cl.CrawlerItemsChecked)
 		b = appendStatUint(b, p+"lrutail_reflocked", 0)
+		if !maintainer {
+			continue
+		}
 		b = appendStatUint(b, p+"moves_to_cold", cl.MovesToCold)
 		b = appendStatUint(b, p+"moves_to_warm", cl.MovesToWarm)
 		b = appendStatUint(b, p+"moves_within_lru", cl.MovesWithinLRU)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gocached/gocached/internal/testutil"
 	"github.com/gocached/gocached/server"
+	"github.com/gocached/gocached/slab"
 )
 
 // statLines returns the lines of out that contain any of subs, in order.
@@ -159,7 +160,10 @@ func TestTempLRUOutOfMemory(t *testing.T) {
 //	ts=1795690244.385593 gid=2 type=eviction key=fetched fetch=yes ttl=-1 la=0 clsid=12 size=1000
 //	ts=1795690244.385599 gid=8 type=eviction key=%00bin%20key%FF fetch=no ttl=100 la=0 clsid=12 size=1000
 func TestWatchEvictions(t *testing.T) {
-	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.Store.MemoryLimit = 1 << 20 })
+	addr := testutil.StartGocached(t, func(cfg *server.Config) {
+		cfg.Store.MemoryLimit = 1 << 20
+		cfg.Store.Eviction = slab.EvictionLRU // memcached's eviction order, line for line
+	})
 	w, wr := startWatcher(t, addr, "watch evictions\r\n")
 	c := dialWatch(t, addr)
 	cr := bufio.NewReader(c)

@@ -25,8 +25,12 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 	case err == protocol.ErrLineTooLong:
 		c.closing = true
 		return 0, true
+	case err == protocol.ErrHTTPRequest:
+		c.closing = true // no reply, as memcached
+		return 0, true
 	case err != nil:
 		c.rpos += n
+		c.swallow = r.Swallow
 		if e, ok := err.(protocol.Reply); ok {
 			c.replyError(e)
 		}
@@ -38,6 +42,8 @@ func (c *conn) execText(buf []byte) (need int, complete bool) {
 		return c.execStorage(buf, n)
 	case protocol.CmdMetaSet:
 		return c.execMetaSet(buf, n)
+	case protocol.CmdConfig:
+		return c.execConfig(buf, n) // clustercfg.go
 	}
 	c.logCommand(buf[:n])
 	c.rpos += n
@@ -193,7 +199,16 @@ func (c *conn) execRetrieval() {
 		opt = &gat
 	}
 	var hits uint64
+	var discovery *clusterConfig // "get AmazonElastiCache:cluster" (clustercfg.go)
+	if r.Command == protocol.CmdGet {
+		discovery = c.srv.discovery.cur.Load()
+	}
 	for _, key := range r.Keys {
+		if discovery != nil && string(key) == elastiCacheKey {
+			hits++
+			c.wbuf = appendClusterConfig(c.wbuf, "VALUE "+elastiCacheKey, discovery)
+			continue
+		}
 		it, ok := c.readValue(key, opt)
 		c.srv.prefixes.record(key, getOp(ok))
 		c.srv.watch.fetch(c, key, it.Miss, it.Size)

@@ -263,7 +263,9 @@ func readWatchRaw(t *testing.T, w net.Conn, wr *bufio.Reader, end string) []stri
 // size=0, once; the next lookup finds nothing (not_found). An exptime of -1
 // stores an item that is already expired.
 func TestWatchMissStatus(t *testing.T) {
-	addr := testutil.StartGocached(t, nil)
+	// No background maintenance: its LRU reclaiming would take the dead
+	// item before the lookup sees it (it would log not_found).
+	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.Store.Maintenance = -1 })
 	w, wr := startWatcher(t, addr, "watch fetchers\r\n")
 	c := dialWatch(t, addr)
 	cr := bufio.NewReader(c)
@@ -421,13 +423,14 @@ func watchMissScript(t *testing.T, addr string) []string {
 
 // TestWatchMissStatusMatchesMemcached compares the item_get lines of
 // lookups of expired and flushed keys with memcached's. memcached runs
-// without its LRU maintainer and crawler, which would otherwise reclaim the
-// dead item before the lookup sees it (it would log not_found).
+// without its LRU maintainer and crawler, and gocached without its
+// background maintenance, which would otherwise reclaim the dead item
+// before the lookup sees it (it would log not_found).
 func TestWatchMissStatusMatchesMemcached(t *testing.T) {
 	testutil.RequireTool(t, "memcached")
 	ref := testutil.StartMemcached(t, "-o", "no_lru_maintainer,no_lru_crawler")
 	want := watchMissScript(t, ref)
-	got := watchMissScript(t, testutil.StartGocached(t, nil))
+	got := watchMissScript(t, testutil.StartGocached(t, func(cfg *server.Config) { cfg.Store.Maintenance = -1 }))
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("gocached:\n%s\nmemcached:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

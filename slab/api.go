@@ -58,8 +58,9 @@ type Config struct {
 	CrawlerToCrawl int           // -o lru_crawler_tocrawl, items per class per crawl; 0 = all
 	Maintenance    time.Duration // background tick (automove, scheduled crawls); 0 = 100ms; < 0 = none
 
-	// Eviction (lru.go). The zero values are memcached's defaults.
-	Eviction        string  // -o eviction: EvictionLRU ("" = lru), EvictionS3FIFO or EvictionClock
+	// Eviction (lru.go). The zero values of the LRU fields are memcached's
+	// defaults; any of them set selects EvictionLRU when Eviction is "".
+	Eviction        string  // -o eviction: EvictionS3Clock, EvictionLRU, EvictionS3FIFO or EvictionClock; "" = s3clock (lru with an LRU field set)
 	NoLRUMaintainer bool    // -o no_lru_maintainer: flat LRU instead of HOT/WARM/COLD
 	HotLRUPct       int     // -o hot_lru_pct: % of a class's items in HOT; 0 = 20
 	WarmLRUPct      int     // -o warm_lru_pct: % in WARM; 0 = 40 (hot + warm <= 80)

@@ -33,6 +33,9 @@ type class struct {
 	// class's chunks in place from hand.
 	links bool
 	hand  uint32
+	// small is S3-FIFO's small queue in classes without lists under
+	// s3clock (s3clock.go).
+	small smallRing
 
 	pages, used, items int
 	bytes              uint64
@@ -147,7 +150,18 @@ func (s *Store) newPage(ci int, first bool) uint32 {
 // allocChunk takes one chunk of c, reclaiming or evicting from c's LRU
 // tail when the budget is exhausted. c.mu must be held. held is the stripe
 // the caller holds locked (its items are never evicted).
+//
+// Dead items give their memory back before new memory is taken, as in
+// memcached's do_item_alloc_pull: under the flat LRU every allocation
+// first reclaims the dead items at COLD's tail (memcached's
+// lru_pull_tail before slabs_alloc); under the other policies the
+// maintenance goroutine reclaims dead tails in the background
+// (maintainLRU), and an allocation that would take a new page first
+// looks for a dead item at the tails.
 func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
+	if c.lru[segCold].n > 0 && s.policy.Load() == policyFlat {
+		s.reclaimDeadTail(c, segCold, held, now, fseq, deadTailSearch)
+	}
 	for {
 		if c.free != 0 {
 			h := c.free
@@ -164,6 +178,9 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 			c.used++
 			s.chunk(h)[offSlack] = slackBusy
 			return h
+		}
+		if c.items > 0 && s.reclaimDeadTails(c, held, now, fseq, 1) > 0 {
+			continue
 		}
 		if pg := s.newPage(c.id-1, c.pages == 0); pg != 0 {
 			s.adoptPage(c, pg)

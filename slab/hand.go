@@ -71,8 +71,13 @@ func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
 		case itemSeg(b) == segTemp: // never evicted (temp.go)
 			st.mu.Unlock()
 			continue
+		case s.s3 && itemSeg(b) == segHot && step < clockMaxSweep:
+			// S3-FIFO's small queue (s3clock.go) leaves through its ring.
+			st.mu.Unlock()
+			continue
 		case hits > 0 && step < clockMaxSweep:
 			setHits(b, hits-1)
+			c.movesWithinLRU++
 			st.mu.Unlock()
 			continue
 		case !s.evictable(h):

@@ -8,7 +8,7 @@ import (
 
 func TestClockLayout(t *testing.T) {
 	clock, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Eviction: EvictionClock})
-	lists, _ := newTestStore(t, Config{MemoryLimit: 1 << 20})
+	lists, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Eviction: EvictionLRU})
 	for _, tc := range []struct {
 		name       string
 		s          *Store

@@ -75,13 +75,15 @@ const (
 	policySegmented
 	policyS3FIFO
 	policyClock
+	policyS3Clock
 )
 
 // Eviction policy names (Config.Eviction).
 const (
-	EvictionLRU    = "lru"
-	EvictionS3FIFO = "s3fifo"
-	EvictionClock  = "clock"
+	EvictionLRU     = "lru"
+	EvictionS3FIFO  = "s3fifo"
+	EvictionClock   = "clock"
+	EvictionS3Clock = "s3clock"
 )
 
 // memcached's defaults for the segmented LRU.
@@ -159,8 +161,17 @@ func (s *Store) initLRU(cfg *Config) error {
 	if err := s.SetLRUTune(t.hotPct, t.warmPct, t.hotFactor, t.warmFactor); err != nil {
 		return err
 	}
+	if cfg.Eviction == "" {
+		// Tuning memcached's segmented LRU asks for it: someone moving a
+		// tuned memcached over gets what they tuned.
+		if cfg.NoLRUMaintainer || cfg.HotLRUPct != 0 || cfg.WarmLRUPct != 0 || cfg.HotMaxFactor != 0 || cfg.WarmMaxFactor != 0 {
+			cfg.Eviction = EvictionLRU
+		} else {
+			cfg.Eviction = EvictionS3Clock
+		}
+	}
 	switch cfg.Eviction {
-	case "", EvictionLRU:
+	case EvictionLRU:
 		cfg.Eviction = EvictionLRU
 		if cfg.NoLRUMaintainer {
 			s.policy.Store(policyFlat)
@@ -170,13 +181,15 @@ func (s *Store) initLRU(cfg *Config) error {
 	case EvictionS3FIFO:
 		s.policy.Store(policyS3FIFO)
 		s.s3 = true
-		s.ghost.init(cfg.MemoryLimit)
 	case EvictionClock:
 		s.policy.Store(policyClock)
+	case EvictionS3Clock:
+		s.policy.Store(policyS3Clock)
+		s.s3 = true
 	default:
-		return fmt.Errorf("slab: unknown eviction policy %q (lru, s3fifo or clock)", cfg.Eviction)
+		return fmt.Errorf("slab: unknown eviction policy %q (lru, s3fifo, clock or s3clock)", cfg.Eviction)
 	}
-	s.linkAll = cfg.Eviction != EvictionClock
+	s.linkAll = cfg.Eviction != EvictionClock && cfg.Eviction != EvictionS3Clock
 	return nil
 }
 
@@ -233,6 +246,9 @@ func (s *Store) Eviction() string { return s.cfg.Eviction }
 func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 	l := &c.lru[seg]
 	setSeg(b, seg)
+	if s.s3 {
+		s.ghost.items.Add(1)
+	}
 	if !c.links {
 		l.n++
 		return
@@ -246,9 +262,6 @@ func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 	}
 	l.head = h
 	l.n++
-	if s.s3 {
-		s.ghost.items.Add(1)
-	}
 }
 
 // listRemove takes h out of its list. c.mu and h's stripe lock held. A
@@ -256,6 +269,9 @@ func (s *Store) listPush(c *class, seg int, h uint32, b []byte) {
 func (s *Store) listRemove(c *class, h uint32, b []byte) {
 	seg := itemSeg(b)
 	l := &c.lru[seg]
+	if s.s3 {
+		s.ghost.items.Add(-1)
+	}
 	if !c.links {
 		l.n--
 		return
@@ -279,9 +295,6 @@ func (s *Store) listRemove(c *class, h uint32, b []byte) {
 		l.tail = p
 	}
 	l.n--
-	if s.s3 {
-		s.ghost.items.Add(-1)
-	}
 }
 
 // moveTo moves h to the head of list seg. c.mu and h's stripe lock held.
@@ -290,35 +303,49 @@ func (s *Store) moveTo(c *class, h uint32, b []byte, seg int) {
 	s.listPush(c, seg, h, b)
 }
 
-// linkSeg returns the list of c the new item b enters; oldb is the item
-// it replaces (nil if none). c.mu and b's stripe lock held.
-func (s *Store) linkSeg(c *class, tag uint32, b, oldb []byte) int {
+// linkSeg returns the list of c the new item b (handle h) enters; oldb is
+// the item it replaces (nil if none). c.mu and b's stripe lock held.
+func (s *Store) linkSeg(c *class, h, tag uint32, b, oldb []byte) int {
 	switch s.policy.Load() {
 	case policySegmented:
 		return segHot
+	case policyS3Clock:
+		seg := s.s3Admit(c, tag, b, oldb)
+		if seg == segHot && !c.links {
+			s.smallPush(c, h, tag)
+		}
+		return seg
 	case policyS3FIFO:
-		if oldb != nil {
-			// A replaced item is the same object to S3-FIFO (a request
-			// for a cached key, not a new admission): the new one keeps
-			// its queue and frequency.
-			setHits(b, itemHits(oldb))
-			if itemSeg(oldb) == segHot {
-				return segHot
-			}
-			return segCold
-		}
-		// Main on a ghost hit, and (as libCacheSim's S3FIFO) while the
-		// class has never evicted and its small FIFO holds its share.
-		if s.ghost.take(tag) || c.evicted == 0 && c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct {
-			return segCold
-		}
-		return segHot
+		return s.s3Admit(c, tag, b, oldb)
 	case policyClock:
 		if oldb != nil {
 			setHits(b, itemHits(oldb)) // as S3-FIFO: the same object
 		}
 	}
 	return segCold // flat LRU, CLOCK
+}
+
+// s3Admit returns the S3-FIFO queue the new item b enters: small (segHot)
+// or main (segCold). c.mu and b's stripe lock held.
+func (s *Store) s3Admit(c *class, tag uint32, b, oldb []byte) int {
+	if oldb != nil {
+		// A replaced item is the same object to S3-FIFO (a request
+		// for a cached key, not a new admission): the new one keeps
+		// its queue and frequency.
+		setHits(b, itemHits(oldb))
+		if itemSeg(oldb) == segHot {
+			return segHot
+		}
+		return segCold
+	}
+	// Main on a ghost hit, and (as libCacheSim's S3FIFO) while the
+	// class has never evicted and its small FIFO holds its share.
+	// Under s3clock a class fills main alone: its ring costs nothing until
+	// there is something to evict.
+	if s.ghost.take(tag) || c.evicted == 0 && (!c.links || c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct) {
+		return segCold
+	}
+	return segHot
 }
 
 // noteHit records a get hit on b (hits_to_hot/warm/cold). b's stripe lock
@@ -332,8 +359,11 @@ func (s *Store) noteHit(si int, h uint32, b []byte) {
 // c.mu held.
 func (s *Store) tailAge(c *class, seg int, now uint32) int64 {
 	if !c.links {
-		if seg == segCold {
+		switch {
+		case seg == segCold:
 			return s.handAge(c, now) // the next the hand considers
+		case seg == segHot && s.s3:
+			return s.smallAge(c, now)
 		}
 		return 0
 	}
@@ -408,6 +438,83 @@ func (s *Store) evictItem(c *class, st *stripe, tag, h uint32, b []byte, now uin
 	s.noteEviction(c)
 }
 
+// deadTailSearch is how many items from a list's tail reclaimDeadTail
+// looks at for one that it can lock (memcached's lru_pull_tail tries 5).
+const deadTailSearch = 5
+
+// reclaimDeadTail frees up to limit dead items from the tail of c's list
+// seg, as memcached's lru_pull_tail without LRU_PULL_EVICT: it looks at a
+// few items from the tail, reclaims the dead ones and stops at the first
+// live one (the crawler finds dead items further up). Items of the stripe
+// the caller holds, and of busy stripes, are skipped. It returns the items
+// freed. c.mu held.
+func (s *Store) reclaimDeadTail(c *class, seg, held int, now uint32, fseq uint64, limit int) int {
+	const searchDepth = deadTailSearch
+	freed := 0
+	for freed < limit {
+		n := 0
+		for h, tries := c.lru[seg].tail, 0; h != 0 && tries < searchDepth && freed+n < limit; tries++ {
+			b := s.chunk(h)
+			prev := lruPrev(b)
+			st, tag, locked, ok := s.lockItem(b, held)
+			if !ok || !locked {
+				h = prev
+				continue
+			}
+			if dead(b, now, fseq) == alive {
+				st.mu.Unlock()
+				break
+			}
+			s.reclaimItem(c, st, tag, h, b)
+			st.mu.Unlock()
+			n++
+			h = prev
+		}
+		if n == 0 {
+			break
+		}
+		freed += n
+	}
+	return freed
+}
+
+// reclaimDeadTails frees up to limit dead items from the tails of every
+// list of c (HOT, WARM, COLD and TEMP; S3-FIFO's small and main FIFOs).
+// c.mu held.
+func (s *Store) reclaimDeadTails(c *class, held int, now uint32, fseq uint64, limit int) int {
+	freed := 0
+	for seg := range c.lru {
+		if c.lru[seg].n > 0 && freed < limit {
+			freed += s.reclaimDeadTail(c, seg, held, now, fseq, limit-freed)
+		}
+	}
+	return freed
+}
+
+// maintainLRU is the LRU maintainer's reclaiming (maintenance goroutine):
+// memcached's maintainer thread pulls the dead items off the tails of each
+// class's lists, so expired and flushed items give their memory back
+// before a store needs it. Under the flat LRU (no_lru_maintainer, "lru mode
+// flat") memcached's maintainer leaves COLD to the stores, and so does
+// this (allocChunk). Classes whose items carry no links (CLOCK) are left to
+// the crawler and the clock hand.
+func (s *Store) maintainLRU() {
+	now, fseq := s.now()
+	flat := s.policy.Load() == policyFlat
+	for _, c := range s.classes {
+		c.mu.Lock()
+		switch {
+		case flat || !c.links:
+			if c.lru[segTemp].n > 0 {
+				s.reclaimTemp(c, -1, now, fseq, tempReclaimMax)
+			}
+		case c.items > 0:
+			s.reclaimDeadTails(c, -1, now, fseq, tempReclaimMax)
+		}
+		c.mu.Unlock()
+	}
+}
+
 // reclaimTail frees one item of c: the first expired or flushed item near
 // the tail of the list eviction takes from, else (unless evictions are
 // disabled) the item the policy evicts, moving protected items on its way.
@@ -418,7 +525,9 @@ func (s *Store) reclaimTail(c *class, held int, now uint32, fseq uint64) bool {
 	switch {
 	case p == policyClock && !c.links:
 		return s.reclaimClock(c, held, now, fseq)
-	case p == policyS3FIFO, p == policyClock:
+	case p == policyS3Clock && !c.links:
+		return s.reclaimS3Clock(c, held, now, fseq)
+	case p == policyS3FIFO, p == policyClock, p == policyS3Clock:
 		// CLOCK's last class: every item is in COLD, S3-FIFO's main FIFO.
 		return s.reclaimS3(c, held, now, fseq)
 	}
@@ -657,32 +766,52 @@ func (s *Store) s3Step(c *class, seg, held int, now uint32, fseq uint64, force b
 // once need no common lock; an entry counts only while fewer than that
 // many ghost insertions have followed it, which makes the table a FIFO of
 // that length.
+//
+// The table is made on the first eviction from a small FIFO, sized for
+// the items the store holds then (a cache that never evicts needs no
+// ghost), and made anew, empty, should the items outgrow it: 8 bytes for
+// each of 0.9–1.8 times the items, instead of a fixed share of -m.
 type ghost struct {
-	slots []atomic.Uint64
-	mask  uint64 // bucket index mask
+	tab   atomic.Pointer[ghostTable]
 	seq   atomic.Uint32
 	items atomic.Int64 // items in the store (S3-FIFO lists)
 }
 
-const ghostWays = 4
-
-func (g *ghost) init(memLimit int64) {
-	n := max(memLimit/128, 1<<12)
-	n = min(n, 1<<26)
-	buckets := uint64(1) << bits.Len64(uint64(n/ghostWays)-1)
-	g.slots = make([]atomic.Uint64, buckets*ghostWays)
-	g.mask = buckets - 1
+type ghostTable struct {
+	slots []atomic.Uint64
+	mask  uint64 // bucket index mask
 }
 
-func (g *ghost) bucket(tag uint32) []atomic.Uint64 {
-	i := (uint64(tag) * 0x9E3779B97F4A7C15 >> 32) & g.mask * ghostWays
-	return g.slots[i : i+ghostWays]
+const (
+	ghostWays = 4
+	ghostMin  = 1 << 12 // fewest entries
+)
+
+// table returns the ghost's table, making or growing it to hold 90% of
+// the store's items.
+func (g *ghost) table() *ghostTable {
+	t := g.tab.Load()
+	want := max(g.items.Load()*9/10, ghostMin)
+	if t != nil && int64(len(t.slots)) >= want {
+		return t
+	}
+	buckets := uint64(1) << bits.Len64(uint64(want/ghostWays)-1)
+	nt := &ghostTable{slots: make([]atomic.Uint64, buckets*ghostWays), mask: buckets - 1}
+	if g.tab.CompareAndSwap(t, nt) {
+		return nt
+	}
+	return g.tab.Load() // another class made one meanwhile
+}
+
+func (t *ghostTable) bucket(tag uint32) []atomic.Uint64 {
+	i := (uint64(tag) * 0x9E3779B97F4A7C15 >> 32) & t.mask * ghostWays
+	return t.slots[i : i+ghostWays]
 }
 
 // add remembers tag, replacing the oldest entry of its bucket.
 func (g *ghost) add(tag uint32) {
 	seq := g.seq.Add(1)
-	bk := g.bucket(tag)
+	bk := g.table().bucket(tag)
 	oldest, age := 0, uint32(0)
 	for i := range bk {
 		e := bk[i].Load()
@@ -699,9 +828,13 @@ func (g *ghost) add(tag uint32) {
 
 // take reports whether tag is in the ghost, and forgets it.
 func (g *ghost) take(tag uint32) bool {
+	t := g.tab.Load()
+	if t == nil {
+		return false
+	}
 	seq := g.seq.Load()
 	window := uint32(max(g.items.Load()*9/10, 1))
-	bk := g.bucket(tag)
+	bk := t.bucket(tag)
 	for i := range bk {
 		e := bk[i].Load()
 		if e != 0 && uint32(e>>32) == tag && seq-uint32(e) < window {

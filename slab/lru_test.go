@@ -37,7 +37,7 @@ func segOf(s *Store, key string) int {
 }
 
 func TestSegmentedFill(t *testing.T) {
-	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionLRU})
 	const size = 900
 	per := perPage(s, size)
 	fillClass(t, s, "k", per, size)
@@ -58,7 +58,7 @@ func TestSegmentedFill(t *testing.T) {
 }
 
 func TestSegmentedActiveSurvivesEviction(t *testing.T) {
-	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionLRU})
 	const size = 900
 	per := perPage(s, size)
 	fillClass(t, s, "k", per, size)
@@ -99,7 +99,7 @@ func TestSegmentedActiveSurvivesEviction(t *testing.T) {
 }
 
 func TestSegmentedHotToWarm(t *testing.T) {
-	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionLRU})
 	const size = 900
 	fillClass(t, s, "k", 10, size) // hot limit 2 of 10
 	last := "k9"
@@ -162,7 +162,7 @@ func TestSegmentedWarmLimits(t *testing.T) {
 }
 
 func TestSegmentedAgeLimits(t *testing.T) {
-	s, clk := newTestStore(t, Config{MemoryLimit: 8 << 20, Maintenance: -1})
+	s, clk := newTestStore(t, Config{MemoryLimit: 8 << 20, Maintenance: -1, Eviction: EvictionLRU})
 	const size = 900
 	fillClass(t, s, "k", 50, size) // 10 in HOT, 40 in COLD
 	clk.advance(100 * time.Second)
@@ -177,9 +177,9 @@ func TestSegmentedAgeLimits(t *testing.T) {
 }
 
 func TestFlatLRUMode(t *testing.T) {
-	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1})
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionLRU})
 	if !s.LRUSegmented() || s.Eviction() != EvictionLRU {
-		t.Fatal("default is not the segmented LRU")
+		t.Fatal("eviction=lru is not the segmented LRU")
 	}
 	fillClass(t, s, "k", 10, 900)
 	if !s.SetLRUSegmented(false) || s.LRUSegmented() {
@@ -220,9 +220,17 @@ func TestLRUTune(t *testing.T) {
 	}
 }
 
+// TestS3FIFO runs S3-FIFO's transitions under both of its forms: over
+// LRU lists (s3fifo) and over CLOCK's link-free items (s3clock).
 func TestS3FIFO(t *testing.T) {
-	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionS3FIFO})
-	if s.Eviction() != EvictionS3FIFO || s.SetLRUSegmented(true) {
+	for _, ev := range []string{EvictionS3FIFO, EvictionS3Clock} {
+		t.Run(ev, func(t *testing.T) { testS3FIFO(t, ev) })
+	}
+}
+
+func testS3FIFO(t *testing.T, ev string) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: ev})
+	if s.Eviction() != ev || s.SetLRUSegmented(true) {
 		t.Fatal("eviction policy")
 	}
 	const size = 900
@@ -231,13 +239,22 @@ func TestS3FIFO(t *testing.T) {
 	fillClass(t, s, "k", per, size)
 	// Filling (no eviction yet): the small FIFO keeps its 10% of the
 	// items, the rest go to main.
+	// Under s3clock main takes them all (the ring costs nothing before
+	// evictions), and the keys stored once evictions began enter small.
 	c := classStatsFor(t, s, size)
-	if c.NumberHot != (per*s3SmallPct+99)/100 || c.NumberHot+c.NumberCold != per {
+	wantSmall, prefix := (per*s3SmallPct+99)/100, "k"
+	if ev == EvictionS3Clock {
+		wantSmall, prefix = 0, "p"
+	}
+	if c.NumberHot != wantSmall || c.NumberHot+c.NumberCold != per {
 		t.Fatalf("fill: small %d main %d", c.NumberHot, c.NumberCold)
+	}
+	if ev == EvictionS3Clock {
+		fillClass(t, s, prefix, per/5, size)
 	}
 	var small []string // oldest first
 	for i := 0; i < per; i++ {
-		if k := "k" + strconv.Itoa(i); segOf(s, k) == segHot {
+		if k := prefix + strconv.Itoa(i); segOf(s, k) == segHot {
 			small = append(small, k)
 		}
 	}
@@ -276,7 +293,13 @@ func TestS3FIFO(t *testing.T) {
 }
 
 func TestS3FIFOMainReinsertion(t *testing.T) {
-	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: EvictionS3FIFO})
+	for _, ev := range []string{EvictionS3FIFO, EvictionS3Clock} {
+		t.Run(ev, func(t *testing.T) { testS3FIFOMainReinsertion(t, ev) })
+	}
+}
+
+func testS3FIFOMainReinsertion(t *testing.T, ev string) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, Eviction: ev})
 	const size = 900
 	per := perPage(s, size)
 	fillClass(t, s, "k", per, size)
@@ -288,7 +311,8 @@ func TestS3FIFOMainReinsertion(t *testing.T) {
 	get(s, "k0")
 	fillClass(t, s, "n", per, size)
 	c := classStatsFor(t, s, size)
-	if c.MovesToCold == 0 || c.MovesWithinLRU == 0 || c.Evicted == 0 {
+	// (s3clock fills main alone: nothing moves from small before evictions.)
+	if c.MovesToCold == 0 && ev == EvictionS3FIFO || c.MovesWithinLRU == 0 || c.Evicted == 0 {
 		t.Fatalf("moves_to_cold %d reinsertions %d evicted %d", c.MovesToCold, c.MovesWithinLRU, c.Evicted)
 	}
 	// k0 had two more hits than the rest of main: it outlives them.
@@ -521,4 +545,81 @@ func TestReplaceKeepsS3State(t *testing.T) {
 			checkStore(t, s)
 		})
 	}
+}
+
+// TestS3ClockRing checks s3clock's small-queue ring against what makes its
+// entries stale: deletes, replacements (the replacement keeps its place in
+// small), page moves and endless overwrites, which must not grow it.
+func TestS3ClockRing(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 2 << 20, Maintenance: -1, Eviction: EvictionS3Clock})
+	const size = 900
+	val := string(bytes.Repeat([]byte("v"), size))
+	per := perPage(s, size)
+	fillClass(t, s, "k", 2*per, size) // two pages, evictions started
+	fillClass(t, s, "n", per/2, size)
+	var small []string
+	for i := range per / 2 {
+		if k := "n" + strconv.Itoa(i); segOf(s, k) == segHot {
+			small = append(small, k)
+		}
+	}
+	if len(small) < 4 {
+		t.Fatalf("only %d new items in small", len(small))
+	}
+	s.Delete([]byte(small[0]), 0, false, 0)
+	set(t, s, small[1], val+"x", nil) // replaced: a new chunk, still small
+	if segOf(s, small[1]) != segHot {
+		t.Fatalf("replaced small item in list %d", segOf(s, small[1]))
+	}
+	checkStore(t, s)
+	// Overwrites of the same small keys, with no eviction needed: the
+	// ring's stale entries are dropped, it does not grow with them.
+	for i := range 20 * smallCompactSlack {
+		set(t, s, small[2+i%2], val, nil)
+	}
+	checkStore(t, s)
+	// A page move copies small items: the copies keep their place.
+	c := s.classFor(s.layoutFor(len("k0000"), size, false))
+	if !s.movePage(c.id, 0) {
+		t.Fatal("page not moved")
+	}
+	checkStore(t, s)
+	// Eviction goes on through the ring: every unread item leaves.
+	fillClass(t, s, "m", 3*per, size)
+	checkStore(t, s)
+	if st := s.Stats(); st.Evictions == 0 {
+		t.Fatal("no evictions")
+	}
+}
+
+// TestS3ClockScanResistance stores a burst of one-off keys twice the
+// cache's size into a full cache whose items were all read: under s3clock
+// the burst leaves through the small queue and 90% of the read items stay
+// (the segmented LRU keeps fewer: the burst pushes them through COLD).
+func TestS3ClockScanResistance(t *testing.T) {
+	const size = 900
+	kept, hot := map[string]int{}, 0
+	for _, ev := range []string{EvictionS3Clock, EvictionLRU} {
+		s, clk := newTestStore(t, Config{MemoryLimit: 4 << 20, Maintenance: -1, Eviction: ev})
+		per := perPage(s, size)
+		hot = 3 * per
+		fillClass(t, s, "h", hot, size)
+		for range 2 {
+			for i := range hot {
+				get(s, "h"+strconv.Itoa(i))
+			}
+			clk.advance(2 * updateInterval * time.Second)
+		}
+		fillClass(t, s, "scan", 8*per, size)
+		for i := range hot {
+			if _, _, ok := get(s, "h"+strconv.Itoa(i)); ok {
+				kept[ev]++
+			}
+		}
+		checkStore(t, s)
+	}
+	if kept[EvictionS3Clock]*10 < 9*hot || kept[EvictionS3Clock] <= kept[EvictionLRU] {
+		t.Fatalf("hot items kept after a scan: %v", kept)
+	}
+	t.Logf("hot items kept after a scan: %v", kept)
 }

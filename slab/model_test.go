@@ -20,7 +20,7 @@ import (
 func TestModel(t *testing.T) {
 	sizes := []int{0, 1, 7, 40, 100, 252, 255, 300, 900, 1500, 2000, 4000, 20000,
 		65532, 65533, 65536, 300000, 600000, 1100000}
-	for _, ev := range []string{EvictionLRU, EvictionS3FIFO, EvictionClock} {
+	for _, ev := range []string{EvictionLRU, EvictionS3FIFO, EvictionClock, EvictionS3Clock} {
 		for _, noMaint := range []bool{false, true} {
 			if noMaint && ev != EvictionLRU {
 				continue
@@ -144,7 +144,7 @@ func TestModel(t *testing.T) {
 // a mover moves pages and a crawler walks the classes. A read may miss
 // (evicted) but never return another value, under each policy.
 func TestModelConcurrent(t *testing.T) {
-	for _, ev := range []string{EvictionLRU, EvictionS3FIFO, EvictionClock} {
+	for _, ev := range []string{EvictionLRU, EvictionS3FIFO, EvictionClock, EvictionS3Clock} {
 		t.Run(ev, func(t *testing.T) {
 			s, clk := newTestStore(t, Config{MemoryLimit: 8 << 20, MaxItemSize: 2 << 20, Maintenance: -1, Eviction: ev})
 			ops := 10000

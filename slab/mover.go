@@ -2,6 +2,7 @@ package slab
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 	"weak"
@@ -452,6 +453,9 @@ func (s *Store) rescue(c *class, st *stripe, pos int, h uint32, b []byte) bool {
 	st.hs[pos] = nh
 	s.freeChunk(c, h)
 	if !c.links {
+		if s.s3 && itemSeg(nb) == segHot {
+			s.smallPush(c, nh, uint32(s.hash(itemKey(nb))>>32)) // the old entry is stale now
+		}
 		return true
 	}
 	lst := &c.lru[itemSeg(nb)]
@@ -573,7 +577,7 @@ func (s *Store) maintain() {
 			s.mv.running.Store(false)
 		}
 	}
-	s.maintainTemp()
+	s.maintainLRU()
 	s.crawlerTick()
 	s.collectIndex()
 }
@@ -585,11 +589,22 @@ func (s *Store) maintain() {
 // and the process would hold it as RSS. The heap holds few pointers (the
 // pages and tables are pointer-free), so a collection costs about a
 // millisecond whatever the number of items.
+//
+// The collection also returns the freed memory to the kernel at once
+// (debug.FreeOSMemory): left to the background scavenger, the old tables
+// stayed in RSS for seconds, about 8 bytes an item while a cache fills.
+// Garbage below that share is collected too once the index has stopped
+// growing (no table freed since the last tick), so a cache that has filled
+// keeps none of it.
 func (s *Store) collectIndex() {
-	if s.idxFreed.Load() >= max(s.limit.Load()/64, 4<<20) {
-		s.idxFreed.Store(0)
-		runtime.GC()
+	freed := s.idxFreed.Load()
+	if freed >= max(s.limit.Load()/64, 4<<20) || freed >= 1<<20 && freed == s.idxFreedSeen {
+		s.idxFreed.Add(-freed)
+		s.idxFreedSeen = 0
+		debug.FreeOSMemory()
+		return
 	}
+	s.idxFreedSeen = freed
 }
 
 // noteEviction is called (c.mu held) when c evicts an item.

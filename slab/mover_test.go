@@ -36,6 +36,41 @@ func waitMove(t *testing.T, s *Store) {
 
 // checkStore verifies the class and index invariants: every LRU item is
 // indexed under its key, counts agree and free lists hold free chunks.
+// checkSmallRing checks s3clock's small queue of class c (c.mu held):
+// every small item has an entry in the ring, the count of small items is
+// right, and the compacted ring holds little more than them.
+func checkSmallRing(t *testing.T, s *Store, c *class, pt *pageTable) {
+	t.Helper()
+	inRing := map[uint32]bool{}
+	for i := range c.small.n {
+		inRing[uint32(c.small.peek(i)>>32)] = true
+	}
+	small := 0
+	for pg, ci := range pt.cls {
+		if pg == 0 || int(ci) != c.id-1 {
+			continue
+		}
+		for i := range s.carved(c, uint32(pg)) {
+			h := uint32(pg)<<s.chunkBits | uint32(i)
+			if b := s.chunk(h); isItem(b) && itemSeg(b) == segHot {
+				small++
+				if !inRing[h] {
+					t.Errorf("class %d: small item %x not in the ring", c.id, h)
+				}
+			}
+		}
+	}
+	if small != c.lru[segHot].n {
+		t.Errorf("class %d: %d small items, %d counted", c.id, small, c.lru[segHot].n)
+	}
+	// Entries pile up between compactions; compacted, what is left is
+	// the small items' (and, rarely, a main item's of the same key).
+	s.smallCompact(c)
+	if c.small.n > small+small/10+16 {
+		t.Errorf("class %d: ring of %d entries for %d small items", c.id, c.small.n, small)
+	}
+}
+
 func checkStore(t *testing.T, s *Store) {
 	t.Helper()
 	indexed := 0
@@ -87,6 +122,9 @@ func checkStore(t *testing.T, s *Store) {
 		}
 		if n != c.items {
 			t.Errorf("class %d: %d items linked, %d counted", c.id, n, c.items)
+		}
+		if !c.links && s.s3 {
+			checkSmallRing(t, s, c, pt)
 		}
 		for h := c.free; h != 0; h = freeNext(s.chunk(h)) {
 			if !isFree(s.chunk(h)) || int(pt.cls[h>>s.chunkBits]) != c.id-1 {
@@ -302,7 +340,7 @@ func TestCalcification(t *testing.T) {
 	for _, tc := range []struct {
 		mode     int
 		eviction string
-	}{{AutomoveWindowed, EvictionLRU}, {AutomoveAggressive, EvictionLRU}, {AutomoveWindowed, EvictionClock}} {
+	}{{AutomoveWindowed, EvictionLRU}, {AutomoveAggressive, EvictionLRU}, {AutomoveWindowed, EvictionClock}, {AutomoveWindowed, EvictionS3Clock}} {
 		mode := tc.mode
 		t.Run(fmt.Sprint("mode", mode, tc.eviction), func(t *testing.T) {
 			s, clk := newTestStore(t, Config{MemoryLimit: 16 << 20, Maintenance: -1, Automove: mode, Eviction: tc.eviction})
@@ -399,7 +437,7 @@ func TestCrawlerReclaims(t *testing.T) {
 }
 
 func TestDump(t *testing.T) {
-	s, clk := newTestStore(t, Config{Maintenance: -1})
+	s, clk := newTestStore(t, Config{Maintenance: -1, Eviction: EvictionLRU}) // dumps in recency order
 	set(t, s, "a", "0123456789", nil)
 	set(t, s, "b", "0123456789", &SetOptions{Exptime: clk.sec() + 100})
 	set(t, s, "gone", "x", &SetOptions{Exptime: clk.sec() + 1})

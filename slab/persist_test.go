@@ -25,7 +25,7 @@ func persistCfg(path, eviction string) Config {
 // forListsAndClock runs test under the segmented LRU (items in lists)
 // and under CLOCK (items found in place).
 func forListsAndClock(t *testing.T, test func(t *testing.T, eviction string)) {
-	for _, ev := range []string{EvictionLRU, EvictionClock} {
+	for _, ev := range []string{EvictionLRU, EvictionClock, EvictionS3Clock} {
 		t.Run(ev, func(t *testing.T) { test(t, ev) })
 	}
 }

@@ -61,6 +61,9 @@ type Store struct {
 	stripes    []stripe
 	stripeMask uint64
 	idxFreed   atomic.Int64 // bytes of index tables replaced since the last collectIndex
+	// idxFreedSeen is idxFreed at the last maintenance tick (maintain's
+	// goroutine only).
+	idxFreedSeen int64
 
 	cas      atomic.Uint64 // last CAS / store sequence handed out
 	flushSeq atomic.Uint64 // items with a sequence <= this are flushed
@@ -341,8 +344,8 @@ func expTime(e int64) uint32 {
 	return uint32(e)
 }
 
-// lookup finds key's live item under the held stripe lock, removing an
-// expired or flushed one. It returns the slot, handle, head chunk and why
+// lookup finds key's live item under the held stripe lock, removing (and
+// counting in get_expired or get_flushed) an expired or flushed one. It returns the slot, handle, head chunk and why
 // an item was dropped (alive when none was).
 func (s *Store) lookup(st *stripe, tag uint32, key []byte, now uint32, fseq uint64) (int, uint32, []byte, int) {
 	pos, h := s.find(st, tag, key)
@@ -351,6 +354,13 @@ func (s *Store) lookup(st *stripe, tag uint32, key []byte, now uint32, fseq uint
 	}
 	b := s.chunk(h)
 	if why := dead(b, now, fseq); why != alive {
+		// memcached's do_item_get counts the dead item it drops, whatever
+		// the command (get, set, delete, incr, touch, meta).
+		if why == expired {
+			st.ctr.getExpired++
+		} else {
+			st.ctr.getFlushed++
+		}
 		st.removeAt(pos)
 		s.release(h, b)
 		return -1, 0, nil, why
@@ -374,7 +384,7 @@ func (s *Store) link(st *stripe, si int, tag uint32, pos int, old uint32, oldb [
 	c.mu.Lock()
 	seg := segTemp
 	if !s.isTemp(itemExp(b), now) {
-		seg = s.linkSeg(c, tag, b, oldb)
+		seg = s.linkSeg(c, h, tag, b, oldb)
 	}
 	s.lruLink(c, h, b, l, seg)
 	s.sizeCount(b, l, 1)
@@ -411,7 +421,7 @@ func (s *Store) touchAccess(h uint32, b []byte, now uint32) {
 			setAtime(b, now)
 			return
 		}
-	case policyS3FIFO, policyClock:
+	case policyS3FIFO, policyClock, policyS3Clock:
 		if n := itemHits(b); n < 3 {
 			setHits(b, n+1)
 		}
@@ -491,12 +501,6 @@ func (s *Store) get(key []byte, opt *GetOptions) (st *stripe, h uint32, b []byte
 	st, si, tag := s.stripeFor(key)
 	st.mu.Lock()
 	_, h, b, why := s.lookup(st, tag, key, now, fseq)
-	switch why {
-	case expired:
-		st.ctr.getExpired++
-	case flushed:
-		st.ctr.getFlushed++
-	}
 	if h == 0 {
 		miss := missOf(why)
 		if opt != nil && opt.Vivify && len(key) <= maxKeyLen {
@@ -1011,6 +1015,43 @@ func (s *Store) SetMemoryLimit(bytes int64) {
 		bytes = 0
 	}
 	s.limit.Store(bytes)
+}
+
+// ResetStats zeroes the counters memcached's "stats reset" zeroes: every
+// command and item counter of the store and of each class (total_items,
+// get_expired, delete_*, incr_*, decr_*, cas_*, touch_*, evictions,
+// reclaimed, per-class hits and commands, the crawler's and the page
+// mover's counts). Gauges (curr_items, bytes, pages) are not counters and
+// stay.
+func (s *Store) ResetStats() {
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		st.mu.Lock()
+		st.ctr = stripeCounters{}
+		st.mu.Unlock()
+	}
+	for _, c := range s.classes {
+		c.mu.Lock()
+		c.movesToCold, c.movesToWarm, c.movesWithinLRU = 0, 0, 0
+		c.evictedActive = 0
+		c.crawlerReclaimed, c.crawlerChecked = 0, 0
+		c.evicted, c.evictedNonzero, c.evictedUnfetched, c.evictedTime = 0, 0, 0, 0
+		c.evictedPrev, c.oomPrev = 0, 0
+		c.reclaimed, c.expiredUnfetched, c.oom = 0, 0, 0
+		for sh := range c.hits {
+			for l := range c.hits[sh].n {
+				c.hits[sh].n[l].Store(0)
+			}
+			for op := range c.ops[sh].n {
+				c.ops[sh].n[op].Store(0)
+			}
+		}
+		c.mu.Unlock()
+	}
+	for _, v := range []*atomic.Uint64{&s.mv.moved, &s.mv.rescues, &s.mv.evictionsNomem,
+		&s.mv.inlineReclaim, &s.mv.busyItems, &s.crawler.starts} {
+		v.Store(0)
+	}
 }
 
 // Stats returns a snapshot of the counters without stopping writers: each

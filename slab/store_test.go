@@ -57,8 +57,16 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	sizes := s.ClassSizes()
-	if sizes[0] != 80 { // 25-byte header (with LRU links) + 48, aligned to 8
-		t.Errorf("class 1 = %d, want 80", sizes[0])
+	if sizes[0] != 72 { // 17-byte header (no LRU links under s3clock) + 48, aligned to 8
+		t.Errorf("class 1 = %d, want 72", sizes[0])
+	}
+	if s.Eviction() != EvictionS3Clock {
+		t.Errorf("default eviction %q, want %q", s.Eviction(), EvictionS3Clock)
+	}
+	for _, cfg := range []Config{{Eviction: EvictionLRU}, {NoLRUMaintainer: true}, {HotLRUPct: 10}, {WarmMaxFactor: 3}} {
+		if lru, _ := newTestStore(t, cfg); lru.Eviction() != EvictionLRU || lru.ClassSizes()[0] != 80 { // 25-byte header
+			t.Errorf("%+v: eviction %q, class 1 = %d; want lru, 80", cfg, lru.Eviction(), lru.ClassSizes()[0])
+		}
 	}
 	if sizes[len(sizes)-1] != 1<<20 || sizes[len(sizes)-2] != 1<<19 {
 		t.Errorf("last classes = %v", sizes[len(sizes)-2:])
@@ -569,7 +577,7 @@ func TestEvictionOrder(t *testing.T) {
 }
 
 func TestReclaimExpiredFirst(t *testing.T) {
-	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20})
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Eviction: EvictionLRU})
 	const size = 900
 	val := bytes.Repeat([]byte("v"), size)
 	fillClass(t, s, "k", perPage(s, size)-4, size)
@@ -847,7 +855,7 @@ func putHex(b []byte, v uint64) {
 // count and the store's per-item overhead, to show that GC work does not
 // grow with N (compare N=100000 and N=1000000).
 func BenchmarkManyItems(b *testing.B) {
-	for _, ev := range []string{EvictionLRU, EvictionClock} {
+	for _, ev := range []string{EvictionLRU, EvictionClock, EvictionS3Clock} {
 		b.Run(ev, func(b *testing.B) { benchmarkManyItems(b, ev) })
 	}
 }
@@ -897,6 +905,13 @@ func benchmarkManyItems(b *testing.B, eviction string) {
 	b.ReportMetric(float64(st.Bytes)/float64(n)-float64(payload), "header-B/item")
 	b.ReportMetric(float64(st.HashBytes)/float64(n), "index-B/item")
 	b.ReportMetric(float64(st.TotalMalloced+st.HashBytes)/float64(n)-float64(payload), "total-overhead-B/item")
+	ring := 0 // s3clock's small-queue rings (s3clock.go)
+	for _, c := range s.classes {
+		c.mu.Lock()
+		ring += 8 * len(c.small.e)
+		c.mu.Unlock()
+	}
+	b.ReportMetric(float64(ring)/float64(n), "queue-B/item")
 	runtime.KeepAlive(s)
 }
 
@@ -969,5 +984,66 @@ func TestGetMiss(t *testing.T) {
 		if ok != tc.ok || it.Miss != tc.miss {
 			t.Errorf("%s %+v: ok %v miss %d, want %v %d", tc.key, tc.opt, ok, it.Miss, tc.ok, tc.miss)
 		}
+	}
+}
+
+// TestExpiredMemoryReused checks that expired items give their memory back
+// before new memory is taken, as memcached's do_item_alloc_pull and LRU
+// maintainer do (memcached 1.6.18: ten 66560-byte items with a 2 s TTL,
+// 4 s, ten more: total_malloced stays 1 MB, reclaimed 10): by an
+// allocation that would take a new page, by the maintainer's background
+// reclaiming, and under the flat LRU by every allocation.
+func TestExpiredMemoryReused(t *testing.T) {
+	const size = 60000
+	for _, tt := range []struct {
+		name       string
+		cfg        Config
+		maintainer bool // run one maintainer pass before the second fill
+		fill       int  // items stored and expired before the second fill (-1: a page's worth)
+		reclaimed  uint64
+	}{
+		// Each policy: the page is full, the next store reuses the
+		// dead tail instead of taking a page.
+		{name: "segmented", cfg: Config{}, fill: -1},
+		{name: "flat", cfg: Config{NoLRUMaintainer: true}, fill: -1},
+		{name: "s3fifo", cfg: Config{Eviction: EvictionS3FIFO}, fill: -1},
+		// The maintainer reclaims every dead tail item in the background.
+		{name: "maintainer", cfg: Config{}, maintainer: true, fill: 3, reclaimed: 3},
+		// The flat LRU reclaims at COLD's tail before every allocation,
+		// even with room left in the page: the first store frees all three.
+		{name: "flat with room", cfg: Config{NoLRUMaintainer: true}, fill: 3, reclaimed: 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Maintenance = -1 // no background goroutine: the test runs the maintainer
+			s, clk := newTestStore(t, tt.cfg)
+			per := perPage(s, size)
+			n := tt.fill
+			if n < 0 {
+				n = per
+				tt.reclaimed = uint64(per)
+			}
+			val := string(bytes.Repeat([]byte("v"), size))
+			for i := 0; i < n; i++ {
+				set(t, s, "e"+strconv.Itoa(i), val, &SetOptions{Exptime: t0 + 2})
+			}
+			malloced := s.Stats().TotalMalloced
+			clk.advance(4 * time.Second)
+			if tt.maintainer {
+				s.maintainLRU()
+				if st := s.Stats(); st.CurrItems != 0 || st.Reclaimed != uint64(n) {
+					t.Fatalf("after the maintainer: curr_items %d, reclaimed %d; want 0, %d", st.CurrItems, st.Reclaimed, n)
+				}
+			}
+			for i := 0; i < n; i++ {
+				set(t, s, "n"+strconv.Itoa(i), val, nil)
+			}
+			st := s.Stats()
+			if st.TotalMalloced != malloced {
+				t.Errorf("total_malloced %d, want %d: new memory taken while expired items held it", st.TotalMalloced, malloced)
+			}
+			if st.Reclaimed != tt.reclaimed || st.Evictions != 0 {
+				t.Errorf("reclaimed %d, evictions %d; want %d, 0", st.Reclaimed, st.Evictions, tt.reclaimed)
+			}
+		})
 	}
 }

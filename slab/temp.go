@@ -60,51 +60,8 @@ func (s *Store) isTemp(exp, now uint32) bool {
 	return v&tempOn != 0 && exp != 0 && exp-now <= uint32(v)
 }
 
-// reclaimTemp frees up to limit dead items from the tail of c's TEMP list,
-// as memcached's lru_pull_tail on TEMP_LRU: it looks at a few items from
-// the tail, reclaims the dead ones and stops at the first live one (the
-// crawler finds dead items further up). Items of the stripe the caller
-// holds, and of busy stripes, are skipped. It returns the items freed.
-// c.mu held.
+// reclaimTemp frees up to limit dead items from the tail of c's TEMP list
+// (reclaimDeadTail). c.mu held.
 func (s *Store) reclaimTemp(c *class, held int, now uint32, fseq uint64, limit int) int {
-	const searchDepth = 5
-	freed := 0
-	for freed < limit {
-		n := 0
-		for h, tries := c.lru[segTemp].tail, 0; h != 0 && tries < searchDepth && freed+n < limit; tries++ {
-			b := s.chunk(h)
-			prev := lruPrev(b)
-			st, tag, locked, ok := s.lockItem(b, held)
-			if !ok || !locked {
-				h = prev
-				continue
-			}
-			if dead(b, now, fseq) == alive {
-				st.mu.Unlock()
-				break
-			}
-			s.reclaimItem(c, st, tag, h, b)
-			st.mu.Unlock()
-			n++
-			h = prev
-		}
-		if n == 0 {
-			break
-		}
-		freed += n
-	}
-	return freed
-}
-
-// maintainTemp reclaims the expired tails of every class's TEMP list
-// (maintenance goroutine).
-func (s *Store) maintainTemp() {
-	now, fseq := s.now()
-	for _, c := range s.classes {
-		c.mu.Lock()
-		if c.lru[segTemp].n > 0 {
-			s.reclaimTemp(c, -1, now, fseq, tempReclaimMax)
-		}
-		c.mu.Unlock()
-	}
+	return s.reclaimDeadTail(c, segTemp, held, now, fseq, limit)
 }

@@ -32,6 +32,7 @@ func TestTempLink(t *testing.T) {
 		{"flat, long", Config{TempLRU: true, TemporaryTTL: 10, NoLRUMaintainer: true}, 50, false},
 		{"s3fifo", Config{TempLRU: true, TemporaryTTL: 10, Eviction: EvictionS3FIFO}, 5, true},
 		{"clock", Config{TempLRU: true, TemporaryTTL: 10, Eviction: EvictionClock}, 5, true},
+		{"s3clock", Config{TempLRU: true, TemporaryTTL: 10, Eviction: EvictionS3Clock}, 5, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,14 +122,16 @@ func TestTempNotEvicted(t *testing.T) {
 		temp    int // TEMP items of the page
 		wantOOM bool
 	}{
-		{"all temp", Config{}, -1, true},
+		{"all temp", Config{Eviction: EvictionLRU}, -1, true},
 		{"all temp, flat", Config{NoLRUMaintainer: true}, -1, true},
 		{"all temp, s3fifo", Config{Eviction: EvictionS3FIFO}, -1, true},
-		{"half temp", Config{}, 0, false},
+		{"half temp", Config{Eviction: EvictionLRU}, 0, false},
 		{"half temp, flat", Config{NoLRUMaintainer: true}, 0, false},
 		{"half temp, s3fifo", Config{Eviction: EvictionS3FIFO}, 0, false},
 		{"all temp, clock", Config{Eviction: EvictionClock}, -1, true},
 		{"half temp, clock", Config{Eviction: EvictionClock}, 0, false},
+		{"all temp, s3clock", Config{Eviction: EvictionS3Clock}, -1, true},
+		{"half temp, s3clock", Config{Eviction: EvictionS3Clock}, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,7 +184,7 @@ func TestTempNotEvicted(t *testing.T) {
 // (anywhere in the list) and an allocation that finds nothing to evict.
 func TestTempReclaim(t *testing.T) {
 	const size = 900
-	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, TempLRU: true, TemporaryTTL: 60})
+	s, clk := newTestStore(t, Config{MemoryLimit: 1 << 20, Maintenance: -1, TempLRU: true, TemporaryTTL: 60, Eviction: EvictionLRU})
 	per := perPage(s, size)
 	now := clk.sec()
 	// Tail first: per-10 items expiring at +10, one at +50 (it stops the
@@ -231,10 +234,11 @@ func TestEvictionHook(t *testing.T) {
 		cfg  Config
 		read bool // read k0 once: it stays the victim (not with S3-FIFO)
 	}{
-		{Config{}, true},
+		{Config{Eviction: EvictionLRU}, true},
 		{Config{NoLRUMaintainer: true}, true},
 		{Config{Eviction: EvictionS3FIFO}, false},
 		{Config{Eviction: EvictionClock}, false},
+		{Config{}, false}, // s3clock: k0 is the oldest of the small queue
 	} {
 		cfg := tc.cfg
 		cfg.MemoryLimit, cfg.Maintenance = 1<<20, -1

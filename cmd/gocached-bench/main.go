@@ -443,6 +443,7 @@ func memoryCmd() *cli.Command {
 			&cli.IntFlag{Name: "items", Aliases: []string{"n"}, Value: 1000000, Usage: "items to store"},
 			&cli.IntFlag{Name: "size", Value: 100, Usage: "value size in bytes"},
 			&cli.IntFlag{Name: "size-max", Usage: "with it, value sizes are uniform between --size and this"},
+			&cli.IntFlag{Name: "key-len", Usage: "with it, keys of this many bytes and flags 0 (e.g. 20), instead of the generator's 14-byte keys with flags"},
 			&cli.IntFlag{Name: "conns", Aliases: []string{"c"}, Value: 16, Usage: "connections"},
 		),
 		Action: func(c *cli.Context) error {
@@ -458,10 +459,10 @@ func memoryCmd() *cli.Command {
 				return err
 			}
 			rep := bench.Memory(c.Context, bench.MemoryOptions{Servers: specs, Items: n, Size: size, SizeMax: sizeMax,
-				Reps: c.Int("reps"), Conns: c.Int("conns"), Log: logw(c), Failed: failed})
+				KeyLen: c.Int("key-len"), Reps: c.Int("reps"), Conns: c.Int("conns"), Log: logw(c), Failed: failed})
 			fillVersions(&env, rep.Runs)
 			rep.Env = env
-			rep.Options = map[string]any{"items": n, "size": size, "size_max": sizeMax, "memory_mb": c.Int("memory"), "reps": c.Int("reps")}
+			rep.Options = map[string]any{"items": n, "size": size, "size_max": sizeMax, "key_len": c.Int("key-len"), "memory_mb": c.Int("memory"), "reps": c.Int("reps")}
 			sz := strconv.Itoa(size)
 			if sizeMax > size {
 				sz += "-" + strconv.Itoa(sizeMax)
@@ -484,8 +485,10 @@ func hitRatioCmd() *cli.Command {
 		Usage: "cache-aside (get; on miss set) over a key stream larger than -m; report both miss ratios",
 		Flags: append(serverFlags(16),
 			&cli.Uint64Flag{Name: "keys", Aliases: []string{"k"}, Value: 200000, Usage: "key space (keys x size should exceed -m)"},
-			&cli.IntFlag{Name: "size", Value: 256, Usage: "value size in bytes"},
-			&cli.StringFlag{Name: "dist", Value: "zipf:0.99", Usage: "zipf[:s] or scan[:s[:fraction]] (scan-polluted)"},
+			&cli.StringFlag{Name: "size", Value: "256", Usage: "value size in bytes: N or MIN..MAX"},
+			&cli.StringFlag{Name: "dist", Value: "zipf:0.99", Usage: "zipf[:s], scan[:s[:fraction]] (scan-polluted) or shift[:s[:period]] (shifting working set)"},
+			&cli.BoolFlag{Name: "suite", Usage: "run the default-policy suite instead of one workload: Zipf 0.99, Zipf 0.8, 30% scans, values of 100 B-10 KB, a shifting working set (--keys, --size and --dist are ignored)"},
+			&cli.Float64Flag{Name: "keys-per-mem", Value: bench.DefaultKeysPerMem, Usage: "with --suite: key space data as a multiple of -m"},
 			&cli.Int64Flag{Name: "ops", Value: 1000000, Usage: "measured requests (gets and the sets after misses)"},
 			&cli.Int64Flag{Name: "warmup", Value: 500000, Usage: "requests before measuring"},
 			&cli.IntFlag{Name: "conns", Aliases: []string{"c"}, Value: 16, Usage: "connections"},
@@ -497,22 +500,29 @@ func hitRatioCmd() *cli.Command {
 			if err != nil {
 				return err
 			}
+			size, sizeMax, err := parseRange(c.String("size"))
+			if err != nil {
+				return err
+			}
 			env := bench.CurrentEnv()
 			specs, failed, cleanup, err := servers(c, &env)
 			defer cleanup()
 			if err != nil {
 				return err
 			}
-			o := bench.HitRatioOptions{Servers: specs, Keys: c.Uint64("keys"), Size: c.Int("size"), Dist: d,
+			o := bench.HitRatioOptions{Servers: specs, Keys: c.Uint64("keys"), Size: size, SizeMax: sizeMax, Dist: d,
 				Ops: c.Int64("ops"), Warmup: c.Int64("warmup"), Conns: c.Int("conns"), Pipeline: c.Int("pipeline"),
 				Reps: c.Int("reps"), Log: logw(c), Failed: failed}
+			if c.Bool("suite") {
+				return hitRatioSuite(c, o, env, specs)
+			}
 			rep := bench.HitRatio(c.Context, o)
 			fillVersions(&env, rep.Runs)
 			rep.Env = env
-			rep.Options = map[string]any{"keys": o.Keys, "size": o.Size, "dist": d.String(), "ops": o.Ops,
+			rep.Options = map[string]any{"keys": o.Keys, "size": o.Size, "size_max": sizeMax, "dist": d.String(), "ops": o.Ops,
 				"warmup": o.Warmup, "memory_mb": c.Int("memory"), "reps": o.Reps}
-			fmt.Printf("gocached-bench hitratio  %s  %d keys of %d B (%.0f MiB) on %s, -m %d\n\n", env.Date.Format(time.RFC3339),
-				o.Keys, o.Size, float64(o.Keys)*float64(o.Size)/(1<<20), d, c.Int("memory"))
+			fmt.Printf("gocached-bench hitratio  %s  %d keys of %s B (%.0f MiB) on %s, -m %d\n\n", env.Date.Format(time.RFC3339),
+				o.Keys, c.String("size"), float64(o.Keys)*float64(o.Size+max(o.Size, o.SizeMax))/2/(1<<20), d, c.Int("memory"))
 			bench.WriteHitRatioTable(os.Stdout, rep, specs)
 			jp := stamp(c.String("out"), "hitratio", ".json")
 			if err := bench.WriteJSON(jp, rep); err != nil {
@@ -530,4 +540,29 @@ func threadsOf(c *cli.Context) string {
 		return strconv.Itoa(n)
 	}
 	return "1"
+}
+
+// hitRatioSuite runs the default-policy workloads (bench.DefaultWorkloads)
+// on every server and prints one table with the geometric mean of each
+// server's miss ratio over memcached's.
+func hitRatioSuite(c *cli.Context, o bench.HitRatioOptions, env bench.Env, specs []bench.ServerSpec) error {
+	ws := bench.DefaultWorkloads(c.Int("memory"), c.Float64("keys-per-mem"))
+	rep := bench.HitRatioSuite(c.Context, o, ws)
+	for _, r := range rep.Reports {
+		fillVersions(&env, r.Runs)
+	}
+	rep.Env = env
+	rep.Options = map[string]any{"ops": o.Ops, "warmup": o.Warmup, "memory_mb": c.Int("memory"), "reps": o.Reps,
+		"keys_per_mem": c.Float64("keys-per-mem"), "conns": o.Conns, "pipeline": o.Pipeline}
+	fmt.Printf("gocached-bench hitratio --suite  %s  -m %d, key data %.1fx -m, %d+%d requests per run, %d reps\n",
+		env.Date.Format(time.RFC3339), c.Int("memory"), c.Float64("keys-per-mem"), o.Warmup, o.Ops, o.Reps)
+	fmt.Println("median miss ratio (its ratio to memcached's)")
+	fmt.Println()
+	bench.WriteSuiteTable(os.Stdout, rep, specs)
+	jp := stamp(c.String("out"), "hitratio-suite", ".json")
+	if err := bench.WriteJSON(jp, rep); err != nil {
+		return err
+	}
+	fmt.Println("\nwrote", jp)
+	return c.Context.Err()
 }

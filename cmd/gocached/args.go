@@ -316,6 +316,9 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 				cfg.Store.NoLRUCrawler = false
 			case "eviction":
 				cfg.Store.Eviction = it.value
+			case "cluster_config":
+				cfg.AutoDiscovery = true
+				cfg.ClusterConfigFile = it.value
 			case "lru_maintainer":
 				cfg.Store.NoLRUMaintainer = false
 			case "no_lru_maintainer":
@@ -346,7 +349,10 @@ func buildOptions(c *cli.Context, verbosity int, listen, extended []string, run 
 			case "no_maxconns_fast":
 				cfg.MaxConnsFast = false
 			case "slab_chunk_max":
-				slabChunkMax, _ = strconv.Atoi(it.value)
+				// In kilobytes, as -h says and memcached 1.6.24+ reads
+				// it (1.6.18 read bytes, against its own help text).
+				kb, _ := strconv.Atoi(it.value)
+				slabChunkMax = kb * 1024
 				slabChunkChanged = true
 			case "slab_sizes":
 				// memcached parses the list after all options, against

@@ -265,9 +265,12 @@ func TestMaxItemSize(t *testing.T) {
 		{[]string{"-I", "1024m", "-m", "4096"}, 1 << 30},
 		{[]string{"-I", "1g", "-m", "4096"}, 1 << 30},
 		{[]string{"-I", "1G", "-m", "2048"}, 1 << 30},
-		{[]string{"-I", "1k", "-o", "slab_chunk_max=1024"}, 1024},
-		{[]string{"-I", "64k", "-o", "slab_chunk_max=16384"}, 64 << 10},
-		{[]string{"-I", "2m", "-o", "slab_chunk_max=1048576"}, 2 << 20},
+		// slab_chunk_max is in kilobytes, as memcached 1.6.24+ reads it
+		// (1.6.18 reads bytes).
+		{[]string{"-I", "1k", "-o", "slab_chunk_max=1"}, 1024},
+		{[]string{"-I", "1024", "-o", "slab_chunk_max=1"}, 1024},
+		{[]string{"-I", "64k", "-o", "slab_chunk_max=16"}, 64 << 10},
+		{[]string{"-I", "2m", "-o", "slab_chunk_max=1024"}, 2 << 20},
 		// checks after the loop do not run for -V, as in memcached
 	}
 	for _, tt := range sizes {
@@ -291,7 +294,8 @@ func TestMaxItemSize(t *testing.T) {
 		{[]string{"-I", "1k"}, 64, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 1024)"},
 		{[]string{"-I", "2k"}, 64, "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 2048)"},
 		{[]string{"-I", "1000k"}, 64, "-I (item_size_max: 1024000) must be evenly divisible by slab_chunk_max (bytes: 524288)"},
-		{[]string{"-I", "3k", "-o", "slab_chunk_max=3"}, 64, "slab_chunk_max (bytes: 3) must divide evenly into 1048576 (slab_page_size)"},
+		{[]string{"-I", "3k", "-o", "slab_chunk_max=3"}, 64, "slab_chunk_max (bytes: 3072) must divide evenly into 1048576 (slab_page_size)"},
+		{[]string{"-I", "1k", "-o", "slab_chunk_max=1024"}, 64, "slab_chunk_max (bytes: 1048576) cannot be larger than -I (item_size_max 1024)"},
 		{[]string{"-I", "4m", "-o", "slab_chunk_max=0"}, 64, "slab_chunk_max (bytes: 0) must be greater than 0"},
 	})
 }
@@ -332,6 +336,17 @@ func TestExtended(t *testing.T) {
 	if o := mustParse(t, "-o", "no_maxconns_fast", "-o", "maxconns_fast"); !o.cfg.MaxConnsFast {
 		t.Error("later maxconns_fast did not win")
 	}
+	for _, tc := range []struct {
+		arg  string
+		file string
+	}{{"cluster_config=/etc/gocached/cluster.cfg", "/etc/gocached/cluster.cfg"}, {"cluster_config", ""}} {
+		if o := mustParse(t, "-o", tc.arg); !o.cfg.AutoDiscovery || o.cfg.ClusterConfigFile != tc.file {
+			t.Errorf("-o %s: AutoDiscovery %v file %q", tc.arg, o.cfg.AutoDiscovery, o.cfg.ClusterConfigFile)
+		}
+	}
+	if o := mustParse(t); o.cfg.AutoDiscovery {
+		t.Error("auto-discovery on by default")
+	}
 	if o := mustParse(t, "-o", ""); len(o.cfg.Extended) != 0 {
 		t.Errorf("empty -o gave %v", o.cfg.Extended)
 	}
@@ -347,7 +362,7 @@ func TestExtended(t *testing.T) {
 		"lru_crawler_sleep": "100", "lru_crawler_tocrawl": "0", "lru_maintainer": "", "no_lru_maintainer": "",
 		"hot_lru_pct": "20", "warm_lru_pct": "40", "hot_max_factor": "0.2", "warm_max_factor": "2.0",
 		"temporary_ttl": "61", "idle_timeout": "0", "watcher_logbuf_size": "256", "worker_logbuf_size": "64",
-		"read_buf_mem_limit": "0", "resp_obj_mem_limit": "", "slab_sizes": "96-192", "slab_chunk_max": "524288",
+		"read_buf_mem_limit": "0", "resp_obj_mem_limit": "", "slab_sizes": "96-192", "slab_chunk_max": "512",
 		"track_sizes": "", "inline_ascii_resp": "", "no_inline_ascii_resp": "", "modern": "", "no_modern": "",
 		"no_chunked_items": "", "no_slab_reassign": "", "no_slab_automove": "", "drop_privileges": "",
 		"no_drop_privileges": "", "relaxed_privileges": "", "sock_cookie_id": "42",
@@ -358,7 +373,7 @@ func TestExtended(t *testing.T) {
 		"ext_item_size": "512", "ext_item_age": "10", "ext_low_ttl": "0", "ext_recache_rate": "2000",
 		"ext_compact_under": "10", "ext_drop_under": "10", "ext_max_sleep": "1000000", "ext_max_frag": "0.8",
 		"ext_drop_unread": "", "slab_automove_freeratio": "0.01",
-		"metrics_listen": "127.0.0.1:9150", "eviction": "s3fifo", // gocached's own
+		"metrics_listen": "127.0.0.1:9150", "eviction": "s3fifo", "cluster_config": "/c.cfg", // gocached's own
 	}
 	if len(all) != len(suboptions) {
 		t.Errorf("test covers %d suboptions, table has %d", len(all), len(suboptions))
@@ -472,7 +487,8 @@ func TestExitErrorType(t *testing.T) {
 }
 
 // TestSlabLayout checks -o slab_sizes, slab_chunk_max and
-// (no_)slab_reassign against memcached 1.6.18's reading of them.
+// (no_)slab_reassign against memcached 1.6.18's reading of them, but for
+// slab_chunk_max's unit: kilobytes, as memcached 1.6.24+ (1.6.18: bytes).
 func TestSlabLayout(t *testing.T) {
 	tests := []struct {
 		args     []string
@@ -489,8 +505,8 @@ func TestSlabLayout(t *testing.T) {
 		{[]string{"-o", "slab_sizes=100-524288"}, []int{100, 524288}, 512 << 10, false},
 		{[]string{"-n", "20", "-o", "slab_sizes=20-40"}, []int{20, 40}, 512 << 10, false},
 		{[]string{"-o", "slab_sizes=100-1000", "-o", "slab_sizes=200"}, []int{200}, 512 << 10, false}, // the last wins
-		{[]string{"-o", "slab_chunk_max=16384"}, nil, 16384, false},
-		{[]string{"-o", "slab_sizes=100-16384,slab_chunk_max=16384"}, []int{100, 16384}, 16384, false},
+		{[]string{"-o", "slab_chunk_max=16"}, nil, 16384, false},                                      // kilobytes (memcached 1.6.24+)
+		{[]string{"-o", "slab_sizes=100-16384,slab_chunk_max=16"}, []int{100, 16384}, 16384, false},
 		{[]string{"-o", "no_slab_reassign"}, nil, 512 << 10, true},
 		{[]string{"-o", "no_slab_reassign,slab_reassign"}, nil, 512 << 10, false},
 		{[]string{"-o", "slab_reassign", "-o", "no_slab_reassign"}, nil, 512 << 10, true},
@@ -536,10 +552,10 @@ func TestSlabLayout(t *testing.T) {
 		{[]string{"-o", "slab_sizes="}, 64, ""},
 		// Parsed after every option: a later -n or slab_chunk_max applies.
 		{[]string{"-o", "slab_sizes=60-200", "-n", "100"}, 64, "slab size 60 is out of valid range"},
-		{[]string{"-o", "slab_sizes=100-20000,slab_chunk_max=16384"}, 64, "slab size 20000 is out of valid range"},
+		{[]string{"-o", "slab_sizes=100-20000,slab_chunk_max=16"}, 64, "slab size 20000 is out of valid range"},
 		// memcached's order: item size and slab_chunk_max first, temporary_ttl after
 		{[]string{"-I", "100", "-o", "slab_sizes=10"}, 64, "Item max size cannot be less than 1024 bytes."},
-		{[]string{"-o", "slab_sizes=10,slab_chunk_max=3000"}, 64, "-I (item_size_max: 1048576) must be evenly divisible by slab_chunk_max (bytes: 3000)"},
+		{[]string{"-o", "slab_sizes=10,slab_chunk_max=3"}, 64, "-I (item_size_max: 1048576) must be evenly divisible by slab_chunk_max (bytes: 3072)"},
 		{[]string{"-o", "slab_sizes=10,temporary_ttl=5,no_lru_maintainer"}, 64, "slab size 10 is out of valid range"},
 	})
 }

@@ -36,6 +36,7 @@ var implementedSubopts = map[string]bool{
 	"slab_sizes":          true, // Store.SlabSizes
 	"slab_chunk_max":      true, // Store.SlabChunkMax
 	"metrics_listen":      true, // gocached's own: Prometheus /metrics (metrics.go)
+	"cluster_config":      true, // gocached's own: ElastiCache auto-discovery (Config.AutoDiscovery)
 	"eviction":            true,
 	"lru_maintainer":      true,
 	"no_lru_maintainer":   true,
@@ -167,7 +168,11 @@ var suboptions = map[string]subopt{
 	// gocached's own: serve Prometheus metrics on host:port (":9150" for
 	// every interface).
 	"metrics_listen": valued("metrics_listen", checkHostPort),
-	"eviction":       valued("eviction", checkOneOf("eviction must be lru, s3fifo or clock", "lru", "s3fifo", "clock")),
+	// gocached's own: answer ElastiCache's "config get cluster" from a
+	// file (re-read on SIGHUP) or from "config set cluster"; the file is
+	// optional.
+	"cluster_config": {},
+	"eviction":       valued("eviction", checkOneOf("eviction must be lru, s3fifo, clock or s3clock", "lru", "s3fifo", "clock", "s3clock")),
 
 	"ssl_chain_cert":    valued("ssl_chain_cert", nil),
 	"ssl_key":           valued("ssl_key", nil),

@@ -69,6 +69,7 @@ type daemon interface {
 type reloader interface {
 	ReloadAuthFile() error
 	ReloadCerts() error
+	ReloadClusterConfig() error
 }
 
 // persister is the part of *server.Server a warm restart (-e) uses.
@@ -77,9 +78,10 @@ type persister interface {
 	Restore() slab.RestoreInfo
 }
 
-// reloadOnHangup re-reads the -Y auth file (as memcached does on SIGHUP)
-// and the TLS certificates (memcached only has refresh_certs for those)
-// each time the daemon gets SIGHUP; a failed reload keeps the old state.
+// reloadOnHangup re-reads the -Y auth file (as memcached does on SIGHUP),
+// the TLS certificates (memcached only has refresh_certs for those) and
+// the -o cluster_config file each time the daemon gets SIGHUP; a failed
+// reload keeps the old state.
 func reloadOnHangup(hup <-chan os.Signal, r reloader, cfg server.Config, logger *zap.Logger) {
 	for range hup {
 		if cfg.AuthFile != "" {
@@ -90,6 +92,11 @@ func reloadOnHangup(hup <-chan os.Signal, r reloader, cfg server.Config, logger 
 		if cfg.TLS {
 			if err := r.ReloadCerts(); err != nil {
 				logger.Error("reloading certificates", zap.Error(err))
+			}
+		}
+		if cfg.ClusterConfigFile != "" {
+			if err := r.ReloadClusterConfig(); err != nil {
+				logger.Error("reloading cluster config", zap.Error(err))
 			}
 		}
 		logger.Info("SIGHUP handled")

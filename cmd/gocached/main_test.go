@@ -33,6 +33,10 @@ func TestRunHelpVersionLicense(t *testing.T) {
 			t.Errorf("-h output lacks %q", want)
 		}
 	}
+	// Tools read -h to decide whether extstore is there: gocached has none.
+	if strings.Contains(out, "ext_") || strings.Contains(out, "slab_automove_freeratio") {
+		t.Error("-h lists extstore options, which gocached accepts but does not implement")
+	}
 	for _, args := range [][]string{{"-V"}, {"--version"}, {"memcached", "-V"}, {"-V", "-o", "bogus"}} {
 		code, out, errs = runArgs(args...)
 		if code != 0 || out != "gocached 1.6.18\n" || errs != "" {

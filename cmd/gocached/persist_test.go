@@ -107,3 +107,77 @@ func TestRunWarmRestart(t *testing.T) {
 		t.Errorf("restart log: %s", errb)
 	}
 }
+
+// TestRunClusterConfigHangup runs the real server with -o cluster_config:
+// SIGHUP re-reads the file.
+func TestRunClusterConfigHangup(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cluster.cfg")
+	if err := os.WriteFile(file, []byte("1\nnode-0|10.0.0.1|11211\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	done := make(chan int, 1)
+	errb := &syncBuffer{}
+	go func() {
+		done <- run([]string{"gocached", "-u", "root", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0",
+			"-m", "8", "-o", "cluster_config=" + file}, &bytes.Buffer{}, errb)
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	configGet := func() string {
+		t.Helper()
+		for i := 0; ; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				if i == 100 {
+					t.Fatalf("server not listening: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprint(c, "config get cluster\r\n")
+			r := bufio.NewReader(c)
+			var out strings.Builder
+			for {
+				s, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("config get cluster: %v after %q", err, out.String())
+				}
+				out.WriteString(s)
+				if s == "END\r\n" {
+					return out.String()
+				}
+			}
+		}
+	}
+	if got := configGet(); got != "CONFIG cluster 0 24\r\n1\nnode-0|10.0.0.1|11211\n\r\nEND\r\n" {
+		t.Fatalf("at start: %q", got)
+	}
+	if err := os.WriteFile(file, []byte("2\nnode-0|10.0.0.1|11211\nnode-1|10.0.0.2|11211\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	want := "CONFIG cluster 0 46\r\n2\nnode-0|10.0.0.1|11211 node-1|10.0.0.2|11211\n\r\nEND\r\n"
+	deadline := time.Now().Add(5 * time.Second)
+	for got := configGet(); got != want; got = configGet() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: %q, want %q", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+}

@@ -1,8 +1,12 @@
 package main
 
-// usageText is memcached 1.6.18's "-h" text, with gocached's name; every
-// option listed is accepted (see README notes in main.go for the ones that
-// are accepted but not implemented).
+// usageText is memcached 1.6.18's "-h" text, with gocached's name, as a
+// memcached built without extstore prints it: tools read -h to decide
+// whether extstore is there, and gocached has none. The ext_* options (and
+// slab_automove_freeratio) are still accepted, with a warning, so that a
+// configuration written for an extstore build starts, in memory only.
+// Every option listed is accepted (see README notes in main.go for the
+// ones that are accepted but not implemented).
 const usageText = `-p, --port=<num>          TCP port to listen on (default: 11211)
 -U, --udp-port=<num>      UDP port to listen on (default: 0, off)
 -s, --unix-socket=<file>  UNIX socket to listen on (disables network support)
@@ -91,26 +95,6 @@ const usageText = `-p, --port=<num>          TCP port to listen on (default: 112
                           currently: nothing
    - no_modern:           uses defaults of previous major version (1.4.x)
    - sock_cookie_id:      attributes an ID to a socket for ip filtering/firewalls 
-
-   - External storage (ext_*) related options (see: https://memcached.org/extstore)
-   - ext_path:            file to write to for external storage.
-                          ie: ext_path=/mnt/d1/extstore:1G
-   - ext_page_size:       size in megabytes of storage pages. (default: 64)
-   - ext_wbuf_size:       size in megabytes of page write buffers. (default: 4)
-   - ext_threads:         number of IO threads to run. (default: 1)
-   - ext_item_size:       store items larger than this (bytes, default 512)
-   - ext_item_age:        store items idle at least this long (seconds, default: no age limit)
-   - ext_low_ttl:         consider TTLs lower than this specially (default: 0)
-   - ext_drop_unread:     don't re-write unread values during compaction (default: disabled)
-   - ext_recache_rate:    recache an item every N accesses (default: 2000)
-   - ext_compact_under:   compact when fewer than this many free pages
-                          (default: 1/4th of the assigned storage)
-   - ext_drop_under:      drop COLD items when fewer than this many free pages
-                          (default: 1/4th of the assigned storage)
-   - ext_max_frag:        max page fragmentation to tolerate (default: 0.80)
-   - ext_max_sleep:       max sleep time of background threads in us (default: 1000000)
-   - slab_automove_freeratio: ratio of memory to hold free as buffer.
-                          (see doc/storage.txt for more info, default: 0.010)
    - ssl_chain_cert:      certificate chain file in PEM format
    - ssl_key:             private key, if not part of the -ssl_chain_cert
    - ssl_keyformat:       private key format (PEM, DER or ENGINE) (default: PEM)
@@ -134,8 +118,16 @@ are logged at warn level (-v) as "option accepted, not implemented".
 gocached's own -o suboptions:
    - metrics_listen:      host:port for Prometheus metrics at /metrics, named
                           as memcached_exporter names them (default: off)
-   - eviction:            lru, s3fifo or clock (default: lru); clock keeps
-                          no LRU links: 8 bytes less per item
+   - eviction:            s3clock, lru, s3fifo or clock (default: s3clock,
+                          S3-FIFO's queues over CLOCK's link-free items;
+                          lru is memcached's segmented LRU, also chosen
+                          when no_lru_maintainer, hot_lru_pct, warm_lru_pct,
+                          hot_max_factor or warm_max_factor is given)
+   - cluster_config:      answer ElastiCache auto-discovery ("config get
+                          cluster"): cluster_config=FILE reads FILE (a
+                          version line, then host|ip|port entries) and
+                          re-reads it on SIGHUP; "config set cluster" sets
+                          it at run time (default: off, as memcached)
 
 Subcommands (instead of the flags above):
    gocached cluster up N [--base-port P] [flags]   N local nodes, until Ctrl-C

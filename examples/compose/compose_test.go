@@ -26,9 +26,11 @@ import (
 	"github.com/gocached/gocached/internal/testutil"
 )
 
-const (
-	gocachedImage = "gocached:test"
-	appImage      = "gocached-example-app:test"
+// The images' tags are this test process's own: tests of other work trees
+// may build, and remove, theirs on the same Docker daemon at the same time.
+var (
+	gocachedImage = fmt.Sprintf("gocached:test-%d", os.Getpid())
+	appImage      = fmt.Sprintf("gocached-example-app:test-%d", os.Getpid())
 )
 
 // repoRoot is the module root, two levels up from this package.
@@ -38,36 +40,12 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// requireDocker skips (fails under CI) unless a Docker daemon answers.
-func requireDocker(t *testing.T) {
-	t.Helper()
-	testutil.RequireTool(t, "docker")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("no Docker daemon: %v: %s", err, out)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("skipping: " + msg)
-	}
-}
+func requireDocker(t *testing.T) { t.Helper(); testutil.RequireDocker(t) }
 
 // run runs a command with a timeout and returns its combined output.
 func run(t *testing.T, timeout time.Duration, env []string, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%s %s: timed out after %v: %w", name, strings.Join(args, " "), timeout, ctx.Err())
-	} else if err != nil {
-		err = fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
-	}
-	return string(out), err
+	return testutil.Run(t, timeout, env, name, args...)
 }
 
 func mustRun(t *testing.T, timeout time.Duration, env []string, name string, args ...string) string {
@@ -102,37 +80,11 @@ func buildImages(t *testing.T) {
 func doBuildImages(t *testing.T) (string, error) {
 	root := repoRoot(t)
 	var log strings.Builder
-	static := []string{"CGO_ENABLED=0"}
-	for _, img := range []struct {
-		tag, pkg, bin, dockerDir string
-	}{
-		{gocachedImage, "./cmd/gocached", "bin/gocached", root},
-		{appImage, "./examples/compose/app", "bin/app", filepath.Join(root, "examples", "compose", "app")},
+	for _, img := range []testutil.Image{
+		{Tag: gocachedImage, Package: "./cmd/gocached", Binary: "bin/gocached", DockerDir: root},
+		{Tag: appImage, Package: "./examples/compose/app", Binary: "bin/app", DockerDir: filepath.Join(root, "examples", "compose", "app")},
 	} {
-		// A private build context: the repository's Dockerfile and
-		// .dockerignore next to a freshly built binary, so the test
-		// neither needs nor touches a bin/ in the work tree.
-		ctx, err := os.MkdirTemp("", "gocached-image")
-		if err != nil {
-			return log.String(), err
-		}
-		defer os.RemoveAll(ctx)
-		out, err := run(t, 4*time.Minute, static, "go", "build", "-C", root, "-trimpath", "-ldflags", "-s -w",
-			"-o", filepath.Join(ctx, img.bin), img.pkg)
-		log.WriteString(out)
-		if err != nil {
-			return log.String(), err
-		}
-		for _, f := range []string{"Dockerfile", ".dockerignore"} {
-			b, err := os.ReadFile(filepath.Join(img.dockerDir, f))
-			if err != nil {
-				return log.String(), err
-			}
-			if err := os.WriteFile(filepath.Join(ctx, f), b, 0o644); err != nil {
-				return log.String(), err
-			}
-		}
-		out, err = run(t, 2*time.Minute, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "-t", img.tag, ctx)
+		out, err := testutil.BuildImage(t, root, img)
 		log.WriteString(out)
 		if err != nil {
 			return log.String(), err
@@ -278,8 +230,8 @@ func TestImage(t *testing.T) {
 
 	// The image as the official one is configured.
 	cfg := mustRun(t, 20*time.Second, nil, "docker", "image", "inspect", "-f",
-		"{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{json .Config.ExposedPorts}}|{{json .Config.Healthcheck.Test}}", gocachedImage)
-	want := `11211:11211|["/gocached"]|["memcached"]|{"11211/tcp":{}}|["CMD","/gocached","healthcheck"]`
+		"{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{json .Config.ExposedPorts}}|{{json .Config.Healthcheck.Test}}|{{.Config.StopSignal}}", gocachedImage)
+	want := `11211:11211|["/gocached"]|["memcached"]|{"11211/tcp":{}}|["CMD","/gocached","healthcheck"]|SIGUSR1`
 	if strings.TrimSpace(cfg) != want {
 		t.Errorf("image config:\n got %s\nwant %s", strings.TrimSpace(cfg), want)
 	}
@@ -490,4 +442,116 @@ func TestComposeCluster(t *testing.T) {
 	p.must(time.Minute, "start", "cache2")
 	waitHealthy(t, p.container("cache2"), 40*time.Second)
 	readAll("cache2 back")
+}
+
+// fillKeys stores n keys (warm:0..) with 100-byte values over one
+// pipelined connection.
+func fillKeys(t *testing.T, m *memcached, n int) {
+	t.Helper()
+	_ = m.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	w := bufio.NewWriterSize(m.c, 64<<10)
+	for i := 0; i < n; i++ {
+		v := warmValue(i)
+		fmt.Fprintf(w, "set warm:%d 0 0 %d noreply\r\n%s\r\n", i, len(v), v)
+	}
+	if _, err := w.WriteString("mn\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := m.r.ReadString('\n'); err != nil || l != "MN\r\n" {
+		t.Fatalf("after filling: %q %v", l, err)
+	}
+}
+
+func warmValue(i int) string { return fmt.Sprintf("%-100d", i) }
+
+// countKeys reads keys warm:0..n-1 in multigets of 100 and counts those
+// present with their value.
+func countKeys(m *memcached, n int) (int, error) {
+	_ = m.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	found := 0
+	for base := 0; base < n; base += 100 {
+		var req strings.Builder
+		req.WriteString("get")
+		for i := base; i < min(base+100, n); i++ {
+			fmt.Fprintf(&req, " warm:%d", i)
+		}
+		req.WriteString("\r\n")
+		if _, err := io.WriteString(m.c, req.String()); err != nil {
+			return found, err
+		}
+		lines, err := m.readUntilEnd()
+		if err != nil {
+			return found, err
+		}
+		for j := 0; j+1 < len(lines); j += 2 {
+			var i int
+			if _, err := fmt.Sscanf(lines[j], "VALUE warm:%d ", &i); err == nil && lines[j+1] == warmValue(i) {
+				found++
+			}
+		}
+	}
+	return found, nil
+}
+
+// TestComposeWarmRestart replaces the cache container with
+// "docker-compose up -d --force-recreate" on the same memory file (host
+// tmpfs): the image's stop signal (SIGUSR1) saves the items, the new
+// container restores them.
+func TestComposeWarmRestart(t *testing.T) {
+	requireDocker(t)
+	compose := composeCmd(t)
+	buildImages(t)
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Skip("skipping: no /dev/shm for the memory file")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "gocached-warm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The image runs as uid 11211.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	port := testutil.FreePort(t)
+	env := []string{"GOCACHED_IMAGE=" + gocachedImage, fmt.Sprintf("CACHE_PORT=%d", port), "CACHE_MEMORY_DIR=" + dir, "CACHE_MB=64"}
+	file := filepath.Join(repoRoot(t), "examples", "compose", "docker-compose.warm.yml")
+	p := newProject(t, compose, fmt.Sprintf("gocachedwarm%d", os.Getpid()), env, file)
+	p.must(2*time.Minute, "up", "-d", "--no-build")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	const n = 100_000
+	m := dialReady(t, addr, 30*time.Second)
+	fillKeys(t, m, n)
+	failed := func(format string, a ...any) {
+		t.Helper()
+		logs, _ := p.run(30*time.Second, "logs", "--tail", "20")
+		ps, _ := p.run(30*time.Second, "ps")
+		t.Fatalf(format+"\nps:\n%s\nlogs:\n%s", append(a, ps, logs)...)
+	}
+	if before, err := countKeys(m, n); before != n || err != nil {
+		failed("%d of %d keys present before the restart (%v)", before, n, err)
+	}
+	old := p.container("cache")
+	m.c.Close()
+
+	start := time.Now()
+	p.must(3*time.Minute, "up", "-d", "--no-build", "--force-recreate")
+	recreated := time.Since(start)
+	if id := p.container("cache"); id == old {
+		t.Fatal("the container was not replaced")
+	}
+	m = dialReady(t, addr, 30*time.Second)
+	ready := time.Since(start)
+	after, err := countKeys(m, n)
+	if err != nil {
+		failed("reading the keys after the restart: %v (%d found so far)", err, after)
+	}
+	t.Logf("%d of %d keys present after --force-recreate (recreate took %v, answering after %v)", after, n, recreated, ready)
+	if after*100 < n*99 {
+		failed("%d of %d keys after the restart, want >= 99%%", after, n)
+	}
 }

@@ -27,6 +27,9 @@ type testCase struct {
 	bmasks []binMask        // masks of decoded binary replies
 	steps  []step
 	skipGo string // reason not to compare against gocached yet
+	// goFlags are gocached's own flags for the case, after flags (e.g.
+	// "-o eviction=lru" where the case pins memcached's segmented LRU).
+	goFlags []string
 }
 
 type stepKind int
@@ -173,6 +176,8 @@ func parseFile(path string) ([]*testCase, error) {
 			cur.sorts = append(cur.sorts, re)
 		case "skip-gocached":
 			cur.skipGo = val
+		case "gocached-flags":
+			cur.goFlags = strings.Fields(val)
 		case "send", "part", "close", "dump":
 			text, err := unescape(val)
 			if err != nil {

@@ -66,7 +66,7 @@ func TestDifferential(t *testing.T) {
 			if selfCheck {
 				other, otherName = testutil.StartMemcached(t, c.flags...), "memcached#2"
 			} else {
-				mutate, err := configFromFlags(c.flags)
+				mutate, err := configFromFlags(append(append([]string(nil), c.flags...), c.goFlags...))
 				if err != nil {
 					t.Fatalf("%s: %v", c.file, err)
 				}
@@ -573,7 +573,17 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 							}
 						}
 					case "slab_chunk_max":
+						// memcached 1.6.18 reads bytes (gocached's command
+						// line reads kilobytes, as memcached 1.6.24+).
 						c.Store.SlabChunkMax, _ = strconv.Atoi(val)
+					case "no_lru_maintainer":
+						c.Store.NoLRUMaintainer = true
+					case "lru_maintainer":
+						c.Store.NoLRUMaintainer = false
+					case "no_lru_crawler":
+						c.Store.NoLRUCrawler = true
+					case "lru_crawler":
+						c.Store.NoLRUCrawler = false
 					case "no_slab_reassign":
 						c.Store.NoSlabReassign = true
 					case "slab_reassign":
@@ -583,6 +593,8 @@ func configFromFlags(flags []string) (func(*server.Config), error) {
 						if c.Store.Automove == 0 {
 							c.Store.Automove = slab.AutomoveDisabled
 						}
+					case "eviction": // gocached's own (gocached-flags)
+						c.Store.Eviction = val
 					case "temporary_ttl":
 						c.Store.TempLRU = true
 						c.Store.TemporaryTTL, _ = strconv.Atoi(val)

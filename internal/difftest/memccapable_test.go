@@ -117,7 +117,7 @@ func TestMemccapableBinary(t *testing.T) {
 
 // evictions are the store's eviction policies: memccapable passes under
 // each (their item layouts differ).
-var evictions = []string{slab.EvictionLRU, slab.EvictionS3FIFO, slab.EvictionClock}
+var evictions = []string{slab.EvictionS3Clock, slab.EvictionLRU, slab.EvictionS3FIFO, slab.EvictionClock}
 
 func withEviction(ev string) func(*server.Config) {
 	return func(c *server.Config) { c.Store.Eviction = ev }

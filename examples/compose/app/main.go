@@ -1,14 +1,20 @@
-// Command app is the docker-compose example's service: a small HTTP API
-// whose reads go through a three-node gocached cluster with lazy loading
+// Command app is the docker-compose and swarm examples' service: a small
+// HTTP API whose reads go through a gocached cluster with lazy loading
 // (cache-aside) from a deliberately slow "database".
 //
-//	GET /items/{key}  the key's value, from the cache or loaded and cached
+//	GET /items/{key}  the key's value, from the cache or loaded and cached,
+//	                  with the node that served it and the key's home node
 //	GET /healthz      200 "ok" (also: app -healthcheck, for a shell-less image)
-//	GET /stats        {"loads": N, "requests": N, "ejected": [...]}
+//	GET /stats        {"loads": N, "requests": N, "nodes": N, "ejected": [...], "started": UnixNano}
 //
 // Configuration, from the environment:
 //
-//	CACHE_SERVERS  comma-separated nodes (default cache1:11211,cache2:11211,cache3:11211)
+//	CACHE_SERVERS  comma-separated nodes (default cache1:11211,cache2:11211,cache3:11211):
+//	               host:port, or names discovered and followed (cluster.Dial):
+//	               dns+host:port, dnssrv+_service._proto.domain, ecdisc+host:port
+//	CACHE_NODE_NAMES  "swarm-slot": identify the nodes of dns+tasks.<service>:port
+//	               by their swarm replica slot rather than their IP (swarm.go)
+//	CACHE_RESOLVE_INTERVAL  how often discovery names are looked up (default 10s)
 //	SELECTOR       "ketama" (default: libmemcached/twemproxy-compatible) or "jump"
 //	LISTEN         HTTP address (default :8080)
 //	CACHE_TTL      TTL of cached values (default 5m)
@@ -24,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -44,19 +51,19 @@ func main() {
 	if err != nil {
 		log.Fatalf("CACHE_TTL: %v", err)
 	}
-	sel, err := newSelector(env("SELECTOR", "ketama"), servers)
+	opts := cluster.Options{
+		Timeout:       250 * time.Millisecond, // bounds the cost of a frozen node
+		FailureLimit:  2,
+		RetryTimeout:  time.Second,
+		ProbeInterval: 500 * time.Millisecond, // re-admit a node only once it answers
+	}
+	c, err := newCache(servers, env("SELECTOR", "ketama"), opts)
 	if err != nil {
 		log.Fatal(err)
 	}
-	c := cluster.New(sel, cluster.Options{
-		Timeout:       250 * time.Millisecond, // bounds the cost of a frozen node
-		FailureLimit:  2,
-		RetryTimeout:  3 * time.Second,
-		ProbeInterval: time.Second, // re-admit a node only once it answers
-	})
 	defer c.Close()
 
-	a := &app{cache: c, ttl: ttl}
+	a := &app{started: time.Now(), cache: c, ttl: ttl}
 	srv := &http.Server{Addr: listen, Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -79,6 +86,39 @@ func env(name, def string) string {
 	return def
 }
 
+// newCache returns a client over fixed nodes, or one that discovers them
+// (cluster.Dial) when a name has a discovery prefix.
+func newCache(servers []string, selector string, opts cluster.Options) (*cluster.Client, error) {
+	if !slices.ContainsFunc(servers, func(s string) bool { return strings.Contains(s, "+") }) {
+		sel, err := newSelector(selector, servers)
+		if err != nil {
+			return nil, err
+		}
+		return cluster.New(sel, opts), nil
+	}
+	switch selector {
+	case "ketama":
+		opts.Distribution = cluster.Ketama
+	case "jump":
+		opts.Distribution = cluster.Jump
+	default:
+		return nil, fmt.Errorf("SELECTOR %q: want ketama or jump", selector)
+	}
+	every, err := time.ParseDuration(env("CACHE_RESOLVE_INTERVAL", "10s"))
+	if err != nil {
+		return nil, fmt.Errorf("CACHE_RESOLVE_INTERVAL: %w", err)
+	}
+	opts.ResolveInterval = every
+	switch names := env("CACHE_NODE_NAMES", ""); names {
+	case "":
+	case "swarm-slot":
+		opts.Identify = swarmSlot
+	default:
+		return nil, fmt.Errorf("CACHE_NODE_NAMES %q: want swarm-slot or nothing", names)
+	}
+	return cluster.Dial(servers, opts)
+}
+
 func newSelector(kind string, servers []string) (cluster.Selector, error) {
 	switch kind {
 	case "ketama":
@@ -90,6 +130,7 @@ func newSelector(kind string, servers []string) (cluster.Selector, error) {
 }
 
 type app struct {
+	started  time.Time // tells a restarted app (its counters start again) from a running one
 	cache    *cluster.Client
 	ttl      time.Duration
 	loads    atomic.Int64 // trips to the "database"
@@ -117,11 +158,20 @@ func (a *app) routes() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		node := ""
+		// node serves the key now; home is its place on the ring, which
+		// only membership changes move (node differs while home is ejected).
+		node, home := "", ""
 		if n, err := a.cache.Node(key); err == nil {
 			node = n.String()
 		}
-		writeJSON(w, map[string]any{"key": key, "value": string(v), "node": node, "loads": a.loads.Load()})
+		sel := a.cache.Selector()
+		if i := sel.Primary(key); i >= 0 && i < len(sel.Nodes()) {
+			home = sel.Nodes()[i].String()
+			if ks, ok := sel.(*cluster.KetamaSelector); ok && ks.Servers()[i].Name != "" {
+				home = ks.Servers()[i].Name // the node's identity (CACHE_NODE_NAMES)
+			}
+		}
+		writeJSON(w, map[string]any{"key": key, "value": string(v), "node": node, "home": home, "loads": a.loads.Load()})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -131,7 +181,8 @@ func (a *app) routes() http.Handler {
 		for _, n := range a.cache.Ejected() {
 			ejected = append(ejected, n.String())
 		}
-		writeJSON(w, map[string]any{"loads": a.loads.Load(), "requests": a.requests.Load(), "ejected": ejected})
+		writeJSON(w, map[string]any{"loads": a.loads.Load(), "requests": a.requests.Load(),
+			"nodes": a.cache.Stats().Nodes, "ejected": ejected, "started": a.started.UnixNano()})
 	})
 	return mux
 }
