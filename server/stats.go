@@ -364,8 +364,8 @@ func (s *Server) appendSettings(b []byte) []byte {
 	u("idle_timeout", uint64(cfg.IdleTimeout/time.Second))
 	u("watcher_logbuf_size", 262144)
 	u("worker_logbuf_size", 65536)
-	u("read_buf_mem_limit", uint64(s.bigBufs.limit)) // bytes, as memcached; the effective limit (values.go)
-	str("track_sizes", yesNo(s.store.SizesOn()))     // as memcached: running now, not -o track_sizes
+	u("read_buf_mem_limit", uint64(cfg.ReadBufMemLimit)) // bytes, as memcached; 0 = not given (the differential corpus)
+	str("track_sizes", yesNo(s.store.SizesOn()))         // as memcached: running now, not -o track_sizes
 	str("inline_ascii_response", "no")
 	u("ext_item_size", 512)
 	u("ext_item_age", 4294967295)
