@@ -33,6 +33,10 @@ type class struct {
 	// class's chunks in place from hand.
 	links bool
 	hand  uint32
+	// reap is where the last in-place search for dead items stopped, in a
+	// class without lists (reclaimDeadInPlace); apart from hand so that
+	// the search gives no item a second chance or takes one away.
+	reap uint32
 	// small is S3-FIFO's small queue in classes without lists under
 	// s3clock (s3clock.go).
 	small smallRing
@@ -112,6 +116,21 @@ func (s *Store) classFor(l layout) *class {
 	return s.classes[lo]
 }
 
+// reclaimDeadBeforeGrowing frees dead items of c, when c would otherwise
+// take a new page: one from the tails of its lists, or, in a class without
+// lists, every dead one among a page's worth of chunks from where the last
+// search stopped. When no page could be taken anyway (memory is full), it
+// leaves the dead items to eviction, which takes them first. c.mu held.
+func (s *Store) reclaimDeadBeforeGrowing(c *class, held int, now uint32, fseq uint64) bool {
+	if c.links {
+		return s.reclaimDeadTails(c, held, now, fseq, 1) > 0
+	}
+	if s.poolLen.Load() == 0 && (s.npages.Load()+1)*int64(s.pageSize) > s.limit.Load() {
+		return false
+	}
+	return s.reclaimDeadInPlace(c, held, now, fseq, c.perPage) > 0
+}
+
 // newPage hands a page to class ci if the budget allows it; it returns the
 // page number or 0. A class's first page is granted even past the budget,
 // as memcached does, so that a small -m still stores every size; that is
@@ -179,7 +198,7 @@ func (s *Store) allocChunk(c *class, held int, now uint32, fseq uint64) uint32 {
 			s.chunk(h)[offSlack] = slackBusy
 			return h
 		}
-		if c.items > 0 && s.reclaimDeadTails(c, held, now, fseq, 1) > 0 {
+		if c.items > 0 && s.reclaimDeadBeforeGrowing(c, held, now, fseq) {
 			continue
 		}
 		if pg := s.newPage(c.id-1, c.pages == 0); pg != 0 {

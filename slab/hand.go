@@ -92,6 +92,39 @@ func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
 	return false
 }
 
+// reclaimDeadInPlace frees the expired and flushed items among up to limit
+// chunks of c, a class without lists, visited from c.reap on: the in-place
+// counterpart of reclaimDeadTails. Like the hand, it never blocks on a
+// stripe lock and never frees an item of the stripe the caller holds. It
+// returns the items freed. c.mu held.
+func (s *Store) reclaimDeadInPlace(c *class, held int, now uint32, fseq uint64, limit int) int {
+	pt := s.pt.Load()
+	freed := 0
+	for step := 0; step < limit; step++ {
+		h := s.nextChunk(c, pt, c.reap)
+		if h == 0 {
+			break
+		}
+		c.reap = h
+		b := s.chunk(h)
+		if !isItem(b) {
+			continue
+		}
+		hv := s.hash(itemKey(b))
+		si := int(hv & s.stripeMask)
+		st := &s.stripes[si]
+		if si == held || !st.mu.TryLock() {
+			continue
+		}
+		if dead(b, now, fseq) != alive {
+			s.reclaimItem(c, st, uint32(hv>>32), h, b)
+			freed++
+		}
+		st.mu.Unlock()
+	}
+	return freed
+}
+
 // handAge returns the idle seconds of the item under c's hand (the next
 // the hand would consider, so about the oldest), 0 when there is none.
 // c.mu held.

@@ -1004,11 +1004,14 @@ func TestExpiredMemoryReused(t *testing.T) {
 	}{
 		// Each policy: the page is full, the next store reuses the
 		// dead tail instead of taking a page.
-		{name: "segmented", cfg: Config{}, fill: -1},
+		{name: "segmented", cfg: Config{Eviction: EvictionLRU}, fill: -1},
 		{name: "flat", cfg: Config{NoLRUMaintainer: true}, fill: -1},
 		{name: "s3fifo", cfg: Config{Eviction: EvictionS3FIFO}, fill: -1},
+		// Without lists, a page's worth of chunks is searched in place.
+		{name: "s3clock", cfg: Config{}, fill: -1},
+		{name: "clock", cfg: Config{Eviction: EvictionClock}, fill: -1},
 		// The maintainer reclaims every dead tail item in the background.
-		{name: "maintainer", cfg: Config{}, maintainer: true, fill: 3, reclaimed: 3},
+		{name: "maintainer", cfg: Config{Eviction: EvictionLRU}, maintainer: true, fill: 3, reclaimed: 3},
 		// The flat LRU reclaims at COLD's tail before every allocation,
 		// even with room left in the page: the first store frees all three.
 		{name: "flat with room", cfg: Config{NoLRUMaintainer: true}, fill: 3, reclaimed: 3},
