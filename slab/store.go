@@ -25,8 +25,14 @@ import (
 // works under the class lock and TryLocks stripes like eviction. The full
 // order is walkMu, stripe, class, pageMu.
 type Store struct {
-	cfg       Config
-	clock     Clock
+	cfg   Config
+	clock Clock
+	// phase is how far into its second the store started (ns): its
+	// seconds turn over at that phase, as memcached's clock, which a
+	// once-a-second timer from process start advances. So an item stored
+	// with a TTL of 1 just after start lives the rest of that second, not
+	// until the wall clock's next second, which may be a millisecond away.
+	phase     int64
 	pageSize  int
 	chunkBits uint32
 	chunkMask uint32
@@ -128,6 +134,7 @@ func New(cfg Config) (*Store, error) {
 	s := &Store{
 		cfg:      cfg,
 		clock:    cfg.Clock,
+		phase:    cfg.Clock.Now() % 1e9,
 		pageSize: cfg.PageSize,
 		halfSize: cfg.SlabChunkMax,
 		seed:     maphash.MakeSeed(),
@@ -304,7 +311,7 @@ func (s *Store) now() (uint32, uint64) {
 	if at := s.flushAt.Load(); at != 0 && ns >= at && s.flushAt.CompareAndSwap(at, 0) {
 		s.raiseFlushSeq(s.cas.Load())
 	}
-	sec := ns / 1e9
+	sec := (ns - s.phase) / 1e9
 	if sec < 0 {
 		sec = 0
 	}
