@@ -110,14 +110,12 @@ func (s *Store) reclaimDeadInPlace(c *class, held int, now uint32, fseq uint64, 
 		if !isItem(b) {
 			continue
 		}
-		hv := s.hash(itemKey(b))
-		si := int(hv & s.stripeMask)
-		st := &s.stripes[si]
-		if si == held || !st.mu.TryLock() {
+		st, tag, locked, _ := s.lockItem(b, held)
+		if !locked {
 			continue
 		}
 		if dead(b, now, fseq) != alive {
-			s.reclaimItem(c, st, uint32(hv>>32), h, b)
+			s.reclaimItem(c, st, tag, h, b)
 			freed++
 		}
 		st.mu.Unlock()
