@@ -142,8 +142,9 @@ func New(cfg Config) (*Server, error) {
 // Store returns the server's item store.
 func (s *Server) Store() *slab.Store { return s.store }
 
-// now returns the store clock's time in Unix seconds.
-func (s *Server) now() int64 { return s.clock.Now() / int64(time.Second) }
+// now returns the store's time in Unix seconds: its seconds turn over at
+// the store's own phase, so TTLs and last-access ages agree with items'.
+func (s *Server) now() int64 { return s.store.Now() }
 
 // Listen opens every listener the config asks for. A unix socket disables
 // TCP, as in memcached.

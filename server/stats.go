@@ -145,7 +145,7 @@ func (c *conn) execStats() {
 }
 
 func (s *Server) appendGeneralStats(b []byte) []byte {
-	now := s.clock.Now()
+	now := s.now()
 	t := s.totals()
 	st := s.store.Stats()
 	var ru syscall.Rusage
@@ -153,8 +153,8 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 	u := func(name string, v uint64) { b = appendStatUint(b, name, v) }
 	str := func(name, v string) { b = protocol.AppendStat(b, name, v) }
 	u("pid", uint64(os.Getpid()))
-	u("uptime", uint64(now/int64(time.Second)-s.started))
-	u("time", uint64(now/int64(time.Second)))
+	u("uptime", uint64(now-s.started))
+	u("time", uint64(now))
 	str("version", Version)
 	str("libevent", "go")
 	u("pointer_size", 64)
@@ -241,7 +241,7 @@ func (s *Server) appendGeneralStats(b []byte) []byte {
 			u("ssl_new_sessions", s.tls.newSessions.Load())
 		}
 		u("ssl_handshake_errors", s.tls.handshakeErrors.Load())
-		u("time_since_server_cert_refresh", uint64(max(now/int64(time.Second)-s.tls.loaded.Load(), 0)))
+		u("time_since_server_cert_refresh", uint64(max(now-s.tls.loaded.Load(), 0)))
 	}
 	u("unexpected_napi_ids", 0)
 	u("round_robin_fallback", 0)

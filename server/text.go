@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/gocached/gocached/protocol"
 	"github.com/gocached/gocached/slab"
@@ -309,10 +308,9 @@ func (c *conn) execFlushAll() {
 // written at or before the second before the deadline, so "flush_all 1"
 // acts at once.
 func (s *Server) flushAll(delay int64) {
-	now := s.clock.Now()
-	at := now
+	at := s.clock.Now()
 	if delay > 0 {
-		at = (s.absExptime(delay, now/int64(time.Second)) - 1) * int64(time.Second)
+		at = s.store.SecondStart(s.absExptime(delay, s.now()) - 1)
 	}
 	s.store.FlushAll(at)
 }

@@ -318,6 +318,19 @@ func (s *Store) now() (uint32, uint64) {
 	return uint32(min(sec, math.MaxUint32)), s.flushSeq.Load()
 }
 
+// Now returns the store's time in Unix seconds, turning over at the phase
+// the store started in (see phase). Callers that compare their own times
+// with items' (TTLs, last access) must use it, not the wall clock's
+// seconds, which may be one ahead.
+func (s *Store) Now() int64 {
+	sec, _ := s.now()
+	return int64(sec)
+}
+
+// SecondStart returns the clock time (Unix nanoseconds) at which the
+// store's second sec (as Now counts) begins.
+func (s *Store) SecondStart(sec int64) int64 { return sec*1e9 + s.phase }
+
 func (s *Store) raiseFlushSeq(v uint64) {
 	for {
 		cur := s.flushSeq.Load()
