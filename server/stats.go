@@ -560,6 +560,13 @@ func appendGoStats(b []byte) []byte {
 	b = appendStatUint(b, "go_heap_objects", ms.HeapObjects)
 	b = appendStatUint(b, "go_stack_bytes", ms.StackInuse)
 	b = appendStatUint(b, "go_sys_bytes", ms.Sys)
+	// The runtime's own memory beside the heap: spans, GC metadata and the
+	// rest (the netpoller's descriptors among them) are kept for reuse,
+	// not returned when connections close.
+	b = appendStatUint(b, "go_stack_sys_bytes", ms.StackSys)
+	b = appendStatUint(b, "go_mspan_sys_bytes", ms.MSpanSys)
+	b = appendStatUint(b, "go_gc_sys_bytes", ms.GCSys)
+	b = appendStatUint(b, "go_other_sys_bytes", ms.OtherSys)
 	b = appendStatUint(b, "go_gc_count", uint64(ms.NumGC))
 	b = appendStatUint(b, "go_gc_pause_last_ns", ms.PauseNs[(ms.NumGC+255)%256])
 	b = appendStatUint(b, "go_gc_pause_max_ns", maxPause) // of the last 256
