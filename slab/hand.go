@@ -84,6 +84,9 @@ func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
 			st.mu.Unlock()
 			continue
 		default:
+			if s.ghost.adaptive && itemSeg(b) == segCold {
+				s.ghost.addFrom(tag, 1) // s3clock: main's evictions tell small's share (ghost.adapt)
+			}
 			s.evictItem(c, st, tag, h, b, now)
 		}
 		st.mu.Unlock()

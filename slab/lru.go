@@ -93,7 +93,7 @@ const (
 	defaultHotFactor  = 0.2
 	defaultWarmFactor = 2.0
 
-	s3SmallPct = 10 // S3-FIFO small FIFO share of a class's items
+	s3SmallPct = 10 // S3-FIFO small FIFO share of a class's items (s3clock: the least, see ghost.adapt)
 
 	hitShards = 16
 )
@@ -186,6 +186,7 @@ func (s *Store) initLRU(cfg *Config) error {
 	case EvictionS3Clock:
 		s.policy.Store(policyS3Clock)
 		s.s3 = true
+		s.ghost.adaptive = true
 	default:
 		return fmt.Errorf("slab: unknown eviction policy %q (lru, s3fifo, clock or s3clock)", cfg.Eviction)
 	}
@@ -342,7 +343,19 @@ func (s *Store) s3Admit(c *class, tag uint32, b, oldb []byte) int {
 	// class has never evicted and its small FIFO holds its share.
 	// Under s3clock a class fills main alone: its ring costs nothing until
 	// there is something to evict.
-	if s.ghost.take(tag) || c.evicted == 0 && (!c.links || c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct) {
+	if hit, fromMain := s.ghost.take(tag); hit {
+		s.ghost.adapt(fromMain)
+		if !fromMain {
+			return segCold
+		}
+		// A key main evicted goes to main through small: read once
+		// already, it moves on at small's end. Entering main directly
+		// would starve small of new items in a class whose keys all
+		// come back, leaving small's oldest to age, and the class look
+		// old to the page mover.
+		setHits(b, 1)
+	}
+	if c.evicted == 0 && (!c.links || c.lru[segHot].n*100 >= (c.items+1)*s3SmallPct) {
 		return segCold
 	}
 	return segHot
@@ -775,6 +788,67 @@ type ghost struct {
 	tab   atomic.Pointer[ghostTable]
 	seq   atomic.Uint32
 	items atomic.Int64 // items in the store (S3-FIFO lists)
+	small atomic.Int64 // s3clock: the small queue's share of a class's items, in ppm (0: s3SmallPct)
+	// adaptive is set under s3clock: main's evictions enter the ghost
+	// too, the window is ghostPctBoth of the items, and ghost hits move
+	// the small queue's share (adapt). Set before the store is used.
+	adaptive bool
+}
+
+// window returns how many ghost insertions an entry outlives.
+func (g *ghost) window() int64 {
+	pct := int64(ghostPct)
+	if g.adaptive {
+		pct = ghostPctBoth
+	}
+	return g.items.Load() * pct / 100
+}
+
+// smallShare returns the small queue's share of a class's items under
+// s3clock, in ppm.
+func (g *ghost) smallShare() int64 {
+	if v := g.small.Load(); v > 0 {
+		return v
+	}
+	return s3SmallPct * 10000
+}
+
+// Bounds and steps of s3clock's small queue share (ghost.adapt).
+const (
+	s3SmallMaxPct = 50 // the most; the least is s3SmallPct
+	// s3GrowItems and s3ShrinkItems are how many items' worth of share
+	// a ghost hit moves: a small-queue ghost hit grows small by one item,
+	// a main one shrinks it by 1.5, so that small stays at its least on
+	// a stable Zipf (measured: shrinking by 1 settled at 20% on Zipf 0.8
+	// and missed 3% more there) and grows only while keys evicted from
+	// small come back faster than those evicted from main.
+	s3GrowItems   = 2 // in halves of an item
+	s3ShrinkItems = 3
+)
+
+// adapt moves s3clock's small queue share as ARC moves its split (Megiddo
+// and Modha, FAST'03): a key evicted unread from small and requested again
+// (its ghost entry is from small) says small was too short to see its
+// second request, a key evicted from main says main was too short. When
+// the working set moves on, the new keys come back through the small
+// ghost, small grows and the hand evicts yesterday's keys from a shorter
+// main, which held them at counts of 3; on a stable Zipf small stays at
+// its least, S3-FIFO's 10%. Only s3clock records main evictions
+// (adaptive is set); under s3fifo the share stays at s3SmallPct.
+func (g *ghost) adapt(fromMain bool) {
+	if !g.adaptive {
+		return
+	}
+	half := int64(1000000/2) / max(g.items.Load(), 1) // ppm of half an item
+	v := g.smallShare()
+	if fromMain {
+		v -= s3ShrinkItems * half
+	} else {
+		v += s3GrowItems * half
+	}
+	// Load and Store, not a CAS loop: classes adapting at once may lose
+	// a step, which a share that moves by a thousandth at a time affords.
+	g.small.Store(min(max(v, s3SmallPct*10000), s3SmallMaxPct*10000))
 }
 
 type ghostTable struct {
@@ -785,13 +859,19 @@ type ghostTable struct {
 const (
 	ghostWays = 4
 	ghostMin  = 1 << 12 // fewest entries
+	// ghostPct is the ghost's length in percent of the items when it
+	// holds small's evictions only (S3-FIFO's 90%); ghostPctBoth when it
+	// holds main's too (s3clock), so small's evictions are remembered
+	// about as long.
+	ghostPct     = 90
+	ghostPctBoth = 180
 )
 
-// table returns the ghost's table, making or growing it to hold 90% of
-// the store's items.
+// table returns the ghost's table, making or growing it to hold its window
+// (ghost.window).
 func (g *ghost) table() *ghostTable {
 	t := g.tab.Load()
-	want := max(g.items.Load()*9/10, ghostMin)
+	want := max(g.window(), ghostMin)
 	if t != nil && int64(len(t.slots)) >= want {
 		return t
 	}
@@ -809,8 +889,13 @@ func (t *ghostTable) bucket(tag uint32) []atomic.Uint64 {
 }
 
 // add remembers tag, replacing the oldest entry of its bucket.
-func (g *ghost) add(tag uint32) {
-	seq := g.seq.Add(1)
+func (g *ghost) add(tag uint32) { g.addFrom(tag, 0) }
+
+// addFrom remembers tag, flagged as evicted from main when main is 1.
+// Entries are tag<<32 | seq; the sequence steps by 2, its low bit being
+// the flag.
+func (g *ghost) addFrom(tag uint32, main uint32) {
+	seq := g.seq.Add(2)
 	bk := g.table().bucket(tag)
 	oldest, age := 0, uint32(0)
 	for i := range bk {
@@ -819,28 +904,29 @@ func (g *ghost) add(tag uint32) {
 			oldest = i
 			break
 		}
-		if a := seq - uint32(e); a > age {
+		if a := seq - uint32(e)&^1; a > age {
 			oldest, age = i, a
 		}
 	}
-	bk[oldest].Store(uint64(tag)<<32 | uint64(seq))
+	bk[oldest].Store(uint64(tag)<<32 | uint64(seq|main))
 }
 
-// take reports whether tag is in the ghost, and forgets it.
-func (g *ghost) take(tag uint32) bool {
+// take reports whether tag is in the ghost, and forgets it; fromMain
+// reports that its entry is of an eviction from main (s3clock).
+func (g *ghost) take(tag uint32) (hit, fromMain bool) {
 	t := g.tab.Load()
 	if t == nil {
-		return false
+		return false, false
 	}
 	seq := g.seq.Load()
-	window := uint32(max(g.items.Load()*9/10, 1))
+	window := uint32(max(g.window(), 1))
 	bk := t.bucket(tag)
 	for i := range bk {
 		e := bk[i].Load()
-		if e != 0 && uint32(e>>32) == tag && seq-uint32(e) < window {
+		if e != 0 && uint32(e>>32) == tag && (seq-uint32(e)&^1)/2 < window {
 			bk[i].CompareAndSwap(e, 0)
-			return true
+			return true, e&1 != 0
 		}
 	}
-	return false
+	return false, false
 }

@@ -414,7 +414,8 @@ func tailKey(s *Store, seg int) string {
 // inGhost reports (and forgets) whether key's hash is in the ghost.
 func inGhost(s *Store, key string) bool {
 	_, _, tag := s.stripeFor([]byte(key))
-	return s.ghost.take(tag)
+	hit, _ := s.ghost.take(tag)
+	return hit
 }
 
 // TestS3FIFOReadBumpsFrequency: every read counts, up to 3, with no
@@ -622,4 +623,56 @@ func TestS3ClockScanResistance(t *testing.T) {
 		t.Fatalf("hot items kept after a scan: %v", kept)
 	}
 	t.Logf("hot items kept after a scan: %v", kept)
+}
+
+// TestGhostAdapt checks s3clock's small queue share: a ghost hit on a key
+// small evicted grows it by an item's worth, one on a key main evicted
+// shrinks it by 1.5, within [s3SmallPct, s3SmallMaxPct]; the ghost tells
+// the two apart.
+func TestGhostAdapt(t *testing.T) {
+	var g ghost
+	g.adaptive = true
+	g.items.Store(1000) // an item is 1000 ppm
+	g.add(1)
+	g.addFrom(2, 1)
+	if hit, main := g.take(1); !hit || main {
+		t.Fatalf("small's eviction: hit %v main %v", hit, main)
+	}
+	if hit, main := g.take(2); !hit || !main {
+		t.Fatalf("main's eviction: hit %v main %v", hit, main)
+	}
+	if hit, _ := g.take(2); hit {
+		t.Fatal("ghost entry not used up")
+	}
+	base := int64(s3SmallPct * 10000)
+	if got := g.smallShare(); got != base {
+		t.Fatalf("initial share %d, want %d", got, base)
+	}
+	g.adapt(false)
+	g.adapt(false)
+	if got := g.smallShare(); got != base+2000 {
+		t.Fatalf("after two small ghost hits %d, want %d", got, base+2000)
+	}
+	g.adapt(true)
+	if got := g.smallShare(); got != base+500 {
+		t.Fatalf("after a main ghost hit %d, want %d", got, base+500)
+	}
+	for range 10 {
+		g.adapt(true)
+	}
+	if got := g.smallShare(); got != base {
+		t.Fatalf("share %d below its least %d", got, base)
+	}
+	for range 100000 {
+		g.adapt(false)
+	}
+	if got := g.smallShare(); got != s3SmallMaxPct*10000 {
+		t.Fatalf("share %d above its most %d", got, s3SmallMaxPct*10000)
+	}
+	g.adaptive = false
+	g.small.Store(0)
+	g.adapt(false)
+	if got := g.smallShare(); got != base {
+		t.Fatalf("s3fifo's share moved to %d", got)
+	}
 }

@@ -122,7 +122,7 @@ func (s *Store) reclaimS3Clock(c *class, held int, now uint32, fseq uint64) bool
 	const maxMoves = 64
 	for range maxMoves {
 		small := c.lru[segHot].n
-		if small == 0 || small*100 < c.items*s3SmallPct && c.lru[segCold].n > 0 {
+		if small == 0 || int64(small)*1000000 < int64(c.items)*s.ghost.smallShare() && c.lru[segCold].n > 0 {
 			break
 		}
 		switch s.smallStep(c, held, now, fseq) {
