@@ -13,15 +13,20 @@ package slab
 //     admission order; the hand passes small items over. The ring is the
 //     only per-item cost of the queue: 8 bytes per small item, about a
 //     tenth of the items (0.8 bytes an item).
-//   - ghost: the store's ghost table of the key hashes evicted from small
-//     (lru.go), shared with the list-based S3-FIFO.
+//   - ghost: the store's ghost table of the key hashes evicted (lru.go),
+//     shared with the list-based S3-FIFO. Under s3clock it remembers main's
+//     evictions too, flagged, for the small queue's share.
 //
-// New items enter small, or main when their key is in the ghost; an item
-// that replaces a cached one keeps its queue and count. Eviction takes
-// from small while small holds at least its share (s3SmallPct of the
-// class's items): the oldest small item moves to main if it was read, else
-// is evicted and remembered in the ghost. Otherwise the hand evicts from
-// main. One-off keys (scans, crawlers) thus leave through small after a
+// New items enter small, or main when their key is in the ghost as an
+// eviction from small; a key main evicted enters small read once, so it
+// moves to main at small's end. An item that replaces a cached one keeps
+// its queue and count. Eviction takes from small while small holds at
+// least its share of the class's items: the oldest small item moves to
+// main if it was read, else is evicted and remembered in the ghost.
+// Otherwise the hand evicts from main. The share adapts as ARC's split
+// (ghost.adapt): from S3-FIFO's 10% up to 50% while keys small evicted
+// come back faster than those main evicted, as when the working set
+// moves on and main still holds yesterday's keys at high counts. One-off keys (scans, crawlers) thus leave through small after a
 // tenth of the cache's turnover, without touching main.
 //
 // Ring entries go stale when their item is deleted, replaced or moved by
