@@ -209,6 +209,9 @@ func (c *conn) serve() (parked bool) {
 	idle := c.srv.cfg.IdleTimeout
 	if c.parking.started {
 		c.resumed()
+		if !c.closing && !c.shutdown.Load() && !c.attach() {
+			return false
+		}
 	} else {
 		c.parking.started = true
 		c.srv.watch.connNew(c)
