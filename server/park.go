@@ -31,6 +31,13 @@ const (
 	// the operating system at once instead of leaving it to the
 	// scavenger, which takes minutes.
 	freeOSAfter = 1000
+	// detachFreshAbove is how many open connections make a new one leave
+	// the netpoller as soon as it parks (detach). Below it a new
+	// connection keeps its net.Conn until it has been idle a while: a
+	// client that connects for one request (PHP without persistent
+	// connections) then pays no extra system calls, about a dozen, while
+	// the netpoller state kept for reuse stays small.
+	detachFreshAbove = 512
 )
 
 // Park states of a connection (connPark.state).
@@ -80,7 +87,9 @@ func (c *conn) park() bool {
 	c.releaseBuffers()
 	c.parking.parkedAt = c.srv.now()
 	c.parking.parkOnWait = false
-	c.detach() // idle_linux.go: the netpoller's state goes too
+	if !c.parking.fresh || c.srv.currConns.Load() > detachFreshAbove {
+		c.detach() // idle_linux.go: the netpoller's state goes too
+	}
 	c.parking.state.Store(connParking)
 	if !c.srv.idle.add(c) {
 		c.parking.state.Store(connActive)
