@@ -16,6 +16,7 @@ type rawIO struct {
 	onRead    func(uintptr) bool // c.readable, bound once: a method value would allocate per call
 	onWrite   func(uintptr) bool // c.writable, bound once
 	n         int                // bytes moved by the callback
+	turn      int                // bytes written in this write turn (writeTurnMax)
 	err       error              // the callback's error
 	pending   []byte             // bytes the write callback still has to send
 	onWriteV  func(uintptr) bool // c.writableV, bound once
@@ -107,12 +108,21 @@ func (c *conn) readable(fd uintptr) bool {
 }
 
 // write writes all of p, waiting for the socket to drain when it is full.
+// It writes at most writeTurnMax bytes a turn (yieldWrite between turns).
 func (c *conn) write(p []byte) (int, error) {
 	if c.io.raw == nil {
 		return c.nc.Write(p)
 	}
 	c.io.n, c.io.err, c.io.pending = 0, nil, p
-	err := c.io.raw.Write(c.io.onWrite)
+	var err error
+	for {
+		c.io.turn = 0
+		err = c.io.raw.Write(c.io.onWrite)
+		if err != nil || c.io.err != nil || c.io.n == len(p) {
+			break
+		}
+		c.yieldWrite()
+	}
 	c.io.pending = nil
 	if err == nil {
 		err = c.io.err
@@ -121,10 +131,15 @@ func (c *conn) write(p []byte) (int, error) {
 }
 
 // writable is write's RawConn.Write callback; false parks the goroutine
-// until the socket can take more.
+// until the socket can take more, true with bytes left ends the turn.
 func (c *conn) writable(fd uintptr) bool {
 	for c.io.n < len(c.io.pending) {
-		n, errno := sendSocket(fd, c.io.pending[c.io.n:])
+		if c.io.turn >= writeTurnMax {
+			return true
+		}
+		p := c.io.pending[c.io.n:]
+		p = p[:min(len(p), writeTurnMax-c.io.turn)]
+		n, errno := sendSocket(fd, p)
 		switch {
 		case errno == syscall.EAGAIN:
 			return false
@@ -133,14 +148,38 @@ func (c *conn) writable(fd uintptr) bool {
 			return true
 		}
 		c.io.n += n
+		c.io.turn += n
 	}
 	return true
 }
 
+// writeTurnMax bounds the bytes one connection writes before it lets the
+// others run (yieldWrite). The daemon runs -t goroutines at once and the
+// kernel takes megabytes into a socket whose client does not read: without
+// a bound, each of a few hundred such connections copied its socket full
+// (4 MB on Linux's defaults) in one go while a normal client's request,
+// already read by the poller, waited for all of them (hundreds of ms).
+// 256 KB is about 0.1 ms of kernel copying at the measured rate, and
+// keeps a 1 MB reply to four system calls.
+const writeTurnMax = 256 << 10
+
+// yieldWrite ends a write turn: the goroutine goes to the back of the
+// run queue, and now and then waits for the poller (writeGate), so that
+// requests that have arrived meanwhile are served first.
+func (c *conn) yieldWrite() { c.srv.wgate.yield(c.gateChan()) }
+
+// gateChan is the channel the write gate wakes the connection with.
+func (c *conn) gateChan() chan struct{} {
+	if c.gateCh == nil {
+		c.gateCh = make(chan struct{}, 1)
+	}
+	return c.gateCh
+}
+
 // writeOut writes the pending replies that reference item memory (c.out:
 // write-buffer pieces and value spans) with vectored writes: one system
-// call for the lot unless the socket fills. c.out's elements are consumed;
-// the caller clears it.
+// call for the lot unless the socket fills or the lot passes writeTurnMax.
+// c.out's elements are consumed; the caller clears it.
 func (c *conn) writeOut() (int64, error) {
 	if c.io.raw == nil {
 		pieces := c.out
@@ -149,7 +188,18 @@ func (c *conn) writeOut() (int64, error) {
 		return n, err
 	}
 	c.io.n, c.io.err, c.io.pendingV = 0, nil, c.out
-	err := c.io.raw.Write(c.io.onWriteV)
+	if c.srv.wgate.pending.Load() { // writers wait for the poller: so does this one
+		c.srv.wgate.waitPending(c.gateChan())
+	}
+	var err error
+	for {
+		c.io.turn = 0
+		err = c.io.raw.Write(c.io.onWriteV)
+		if err != nil || c.io.err != nil || len(c.io.pendingV) == 0 {
+			break
+		}
+		c.yieldWrite()
+	}
 	c.io.pendingV = nil
 	if err == nil {
 		err = c.io.err
@@ -160,27 +210,39 @@ func (c *conn) writeOut() (int64, error) {
 // maxIOV is the most buffers one vectored write takes (Linux's IOV_MAX).
 const maxIOV = 1024
 
+// fillIOV sets iov (emptied) to describe the first limit bytes of bufs, at
+// most maxIOV buffers, skipping empty ones; it returns the descriptors and
+// the bytes they cover.
+func fillIOV(iov []syscall.Iovec, bufs [][]byte, limit int) ([]syscall.Iovec, int) {
+	iov = iov[:0]
+	total := 0
+	for _, b := range bufs {
+		if len(iov) == maxIOV || total == limit {
+			break
+		}
+		if len(b) > 0 {
+			n := min(len(b), limit-total)
+			v := syscall.Iovec{Base: &b[0]}
+			v.SetLen(n)
+			iov = append(iov, v)
+			total += n
+		}
+	}
+	return iov, total
+}
+
 // writableV is writeOut's RawConn.Write callback; false parks the
-// goroutine until the socket can take more.
+// goroutine until the socket can take more, true with buffers left ends
+// the turn.
 func (c *conn) writableV(fd uintptr) bool {
 	for {
 		for len(c.io.pendingV) > 0 && len(c.io.pendingV[0]) == 0 {
 			c.io.pendingV = c.io.pendingV[1:]
 		}
-		if len(c.io.pendingV) == 0 {
+		if len(c.io.pendingV) == 0 || c.io.turn >= writeTurnMax {
 			return true
 		}
-		iov := c.io.iov[:0]
-		for _, b := range c.io.pendingV {
-			if len(iov) == maxIOV {
-				break
-			}
-			if len(b) > 0 {
-				v := syscall.Iovec{Base: &b[0]}
-				v.SetLen(len(b))
-				iov = append(iov, v)
-			}
-		}
+		iov, _ := fillIOV(c.io.iov, c.io.pendingV, writeTurnMax-c.io.turn)
 		c.io.iov = iov
 		n, errno := sendBuffers(fd, iov)
 		clear(iov) // no pointers into item memory outlive the write
@@ -192,6 +254,7 @@ func (c *conn) writableV(fd uintptr) bool {
 			return true
 		}
 		c.io.n += n
+		c.io.turn += n
 		for n > 0 {
 			if b := c.io.pendingV[0]; n >= len(b) {
 				n -= len(b)
