@@ -13,22 +13,25 @@ import (
 // rawSocketIO is false.
 type rawIO struct {
 	raw       syscall.RawConn
-	onRead    func(uintptr) bool // c.readable, bound once: a method value would allocate per call
-	onWrite   func(uintptr) bool // c.writable, bound once
-	n         int                // bytes moved by the callback
-	turn      int                // bytes written in this write turn (writeTurnMax)
-	err       error              // the callback's error
-	pending   []byte             // bytes the write callback still has to send
-	onWriteV  func(uintptr) bool // c.writableV, bound once
-	pendingV  [][]byte           // buffers the vectored write callback still has to send
-	iov       []syscall.Iovec    // the vectored write's descriptors, reused
-	dst       []byte             // where read's callback reads (readTo); nil: rbuf[rend:]
-	fd        int32              // the socket descriptor, -1 if unknown
-	inIdleSet bool               // the socket has an entry in the idle set (idle_linux.go)
+	onRead    func(uintptr) bool                                  // c.readable, bound once: a method value would allocate per call
+	onWrite   func(uintptr) bool                                  // c.writable, bound once
+	n         int                                                 // bytes moved by the callback
+	turn      int                                                 // bytes written in this write turn (writeTurnMax)
+	err       error                                               // the callback's error
+	pending   []byte                                              // bytes the write callback still has to send
+	onWriteV  func(uintptr) bool                                  // c.writableV, bound once
+	pendingV  [][]byte                                            // buffers the vectored write callback still has to send
+	iov       []syscall.Iovec                                     // the vectored write's descriptors, reused
+	send      func(uintptr, []byte) (int, syscall.Errno)          // sendSocket; tests watch the writes through it
+	sendV     func(uintptr, []syscall.Iovec) (int, syscall.Errno) // sendBuffers, likewise
+	dst       []byte                                              // where read's callback reads (readTo); nil: rbuf[rend:]
+	fd        int32                                               // the socket descriptor, -1 if unknown
+	inIdleSet bool                                                // the socket has an entry in the idle set (idle_linux.go)
 }
 
 func (r *rawIO) init(c *conn) {
 	r.fd = -1
+	r.send, r.sendV = sendSocket, sendBuffers
 	if !rawSocketIO || c.nc == nil {
 		return
 	}
@@ -139,7 +142,7 @@ func (c *conn) writable(fd uintptr) bool {
 		}
 		p := c.io.pending[c.io.n:]
 		p = p[:min(len(p), writeTurnMax-c.io.turn)]
-		n, errno := sendSocket(fd, p)
+		n, errno := c.io.send(fd, p)
 		switch {
 		case errno == syscall.EAGAIN:
 			return false
@@ -244,7 +247,7 @@ func (c *conn) writableV(fd uintptr) bool {
 		}
 		iov, _ := fillIOV(c.io.iov, c.io.pendingV, writeTurnMax-c.io.turn)
 		c.io.iov = iov
-		n, errno := sendBuffers(fd, iov)
+		n, errno := c.io.sendV(fd, iov)
 		clear(iov) // no pointers into item memory outlive the write
 		switch {
 		case errno == syscall.EAGAIN:
