@@ -15,8 +15,6 @@ import (
 type binConn struct {
 	authenticated bool // a SASL auth succeeded (-S)
 	saslStarted   bool // PLAIN auth began without its message: a step must follow
-	req           protocol.BinRequest
-	gat           slab.GetOptions
 	// sent is how much of c.wbuf a noop has flushed, as far as a client
 	// can tell: memcached writes its replies when it has parsed all the
 	// input it read, or at a noop, and drops the others when it closes on
@@ -39,7 +37,7 @@ func saslExempt(op uint8) bool {
 // memcached's proto_bin.c: header, extras and key are read first; a value
 // too large for -I is refused and swallowed, never buffered.
 func (c *conn) execBinary(buf []byte) (need int, complete bool) {
-	r := &c.bin.req
+	r := &c.work.binReq
 	if len(c.wbuf) < c.bin.sent {
 		c.bin.sent = 0 // written since the noop
 	}
@@ -162,7 +160,7 @@ func (c *conn) consume(n int) {
 // refuseValue answers status to a command whose value is not read, and
 // swallows the value.
 func (c *conn) refuseValue(status protocol.BinStatus) {
-	r := &c.bin.req
+	r := &c.work.binReq
 	c.consume(r.KeyEnd())
 	c.swallow = r.ValueLen
 	c.binError(status)
@@ -171,30 +169,30 @@ func (c *conn) refuseValue(status protocol.BinStatus) {
 // binError appends an error reply. Errors are sent even for quiet
 // commands, as in memcached.
 func (c *conn) binError(status protocol.BinStatus) {
-	r := &c.bin.req
+	r := &c.work.binReq
 	c.wbuf = protocol.AppendBinError(c.wbuf, r.Opcode, status, r.Opaque)
 }
 
 // binOK appends an empty success reply unless the command is quiet.
 func (c *conn) binOK(cas uint64) {
-	r := &c.bin.req
+	r := &c.work.binReq
 	if !r.Quiet {
 		c.wbuf = protocol.AppendBinHeader(c.wbuf, r.Opcode, protocol.StatusOK, 0, 0, 0, r.Opaque, cas)
 	}
 }
 
 func (c *conn) binGet() {
-	r := &c.bin.req
+	r := &c.work.binReq
 	touch := r.Command == protocol.OpTouch || r.Command == protocol.OpGAT || r.Command == protocol.OpGATK
 	withKey := r.Command == protocol.OpGetK || r.Command == protocol.OpGATK
 	var opt *slab.GetOptions
 	if touch {
-		c.bin.gat = slab.GetOptions{Touch: true, NewExptime: c.srv.absExptime(int64(r.ExptimeExtras()), c.srv.now())}
-		opt = &c.bin.gat
+		c.work.binGat = slab.GetOptions{Touch: true, NewExptime: c.srv.absExptime(int64(r.ExptimeExtras()), c.srv.now())}
+		opt = &c.work.binGat
 	}
 	var it slab.Item
 	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], r.Key, opt)
+	c.work.scratch, it, ok = c.srv.store.Get(c.work.scratch[:0], r.Key, opt)
 	c.srv.prefixes.record(r.Key, getOp(ok))
 	c.srv.watch.fetch(c, r.Key, it.Miss, it.Size)
 	switch {
@@ -220,7 +218,7 @@ func (c *conn) binGet() {
 	switch {
 	case ok:
 		// Hits are sent even for the quiet variants.
-		value := c.scratch
+		value := c.work.scratch
 		if r.Command == protocol.OpTouch {
 			value = nil
 		}
@@ -232,14 +230,14 @@ func (c *conn) binGet() {
 	default:
 		c.binError(protocol.StatusKeyNotFound)
 	}
-	if cap(c.scratch) > 64<<10 {
-		c.scratch = nil
+	if cap(c.work.scratch) > 64<<10 {
+		c.work.scratch = nil
 	}
 }
 
 // binStore runs set, add, replace, append and prepend with the value read.
 func (c *conn) binStore(value []byte) {
-	r := &c.bin.req
+	r := &c.work.binReq
 	// With -C memcached keeps no CAS to compare: the request's is ignored.
 	opt := slab.SetOptions{CAS: r.CAS}
 	if c.srv.cfg.Store.DisableCAS {
@@ -298,7 +296,7 @@ func (c *conn) binStore(value []byte) {
 }
 
 func (c *conn) binDelete() {
-	r := &c.bin.req
+	r := &c.work.binReq
 	c.srv.prefixes.record(r.Key, prefixDelete)
 	c.srv.watch.peek(c, r.Key)
 	switch c.srv.store.Delete(r.Key, r.CAS, false, 0) {
@@ -312,7 +310,7 @@ func (c *conn) binDelete() {
 }
 
 func (c *conn) binArith() {
-	r := &c.bin.req
+	r := &c.work.binReq
 	delta, initial, exp := r.ArithExtras()
 	opt := slab.ArithOptions{CAS: r.CAS}
 	if exp != protocol.NoInitialExptime {
@@ -340,7 +338,7 @@ func (c *conn) binArith() {
 }
 
 func (c *conn) binFlush() {
-	r := &c.bin.req
+	r := &c.work.binReq
 	if c.srv.cfg.DisableFlushAll {
 		// memcached -F answers flush with an auth error.
 		c.binError(protocol.StatusAuthError)
@@ -357,10 +355,10 @@ func (c *conn) binFlush() {
 // match as prefixes and the other groups exactly; unknown groups (and
 // "conns", which memcached serves only in text) answer "Not found".
 func (c *conn) binStat() {
-	r := &c.bin.req
+	r := &c.work.binReq
 	s := c.srv
 	key := r.Key
-	text := c.scratch[:0]
+	text := c.work.scratch[:0]
 	switch {
 	case len(key) == 0:
 		text = s.appendGeneralStats(text)
@@ -388,7 +386,7 @@ func (c *conn) binStat() {
 		// As in text, memcached sends no terminating packet after these.
 		text = s.switchSizes(text, string(key) == "sizes_enable")
 		c.wbuf = protocol.AppendBinStatsFromText(c.wbuf, r.Opaque, text)
-		c.scratch = text[:0]
+		c.work.scratch = text[:0]
 		return
 	default:
 		c.binError(protocol.StatusKeyNotFound)
@@ -396,9 +394,9 @@ func (c *conn) binStat() {
 	}
 	c.wbuf = protocol.AppendBinStatsFromText(c.wbuf, r.Opaque, text)
 	c.wbuf = protocol.AppendBinStat(c.wbuf, r.Opaque, nil, nil)
-	c.scratch = text[:0]
-	if cap(c.scratch) > 64<<10 {
-		c.scratch = nil
+	c.work.scratch = text[:0]
+	if cap(c.work.scratch) > 64<<10 {
+		c.work.scratch = nil
 	}
 }
 
@@ -408,7 +406,7 @@ func (c *conn) binStat() {
 // answers "continue" and takes the message in a step. Completed attempts
 // count in auth_cmds, failed ones also in auth_errors.
 func (c *conn) binSASLAuth(data []byte) {
-	r := &c.bin.req
+	r := &c.work.binReq
 	c.bin.authenticated = false
 	var ok bool
 	switch {

@@ -43,6 +43,9 @@ type connWork struct {
 	metaKey [protocol.MaxKeyLength]byte // decoded base64 key of a meta command
 	line    []byte                      // command line of a value being read into its item (values.go)
 	res     slab.Reservation            // the item that value is being read into
+	scratch []byte                      // value copies for retrievals
+	binReq  protocol.BinRequest         // the binary request being served (binary.go)
+	binGat  slab.GetOptions             // a binary GAT's options
 }
 
 var workPool = sync.Pool{New: func() any { return new(connWork) }}
@@ -97,7 +100,6 @@ type conn struct {
 	swallow     int       // input bytes still to discard (payload of a refused set)
 	bigBuf      int       // size of rbuf while charged to srv.bigBufs, else 0
 	wbufCharged int       // bytes of wbuf's growth charged to srv.bigBufs
-	scratch     []byte    // value copies for retrievals
 	work        *connWork // request state, pooled with the buffers while idle
 	closing     bool      // close after writing the pending replies
 	proto       wireProtocol
@@ -165,11 +167,11 @@ func (c *conn) releaseBuffers() {
 	c.rbuf, c.wbuf = nil, nil
 	c.rpos, c.rend = 0, 0
 	if c.work != nil {
+		if cap(c.work.scratch) > initialBufSize {
+			c.work.scratch = nil
+		}
 		workPool.Put(c.work)
 		c.work = nil
-	}
-	if cap(c.scratch) > initialBufSize {
-		c.scratch = nil
 	}
 }
 
@@ -208,6 +210,9 @@ func (c *conn) serve() (parked bool) {
 	idle := c.srv.cfg.IdleTimeout
 	if c.parking.started {
 		c.resumed()
+		if !c.closing && !c.shutdown.Load() && !c.attach() {
+			return false
+		}
 	} else {
 		c.parking.started = true
 		c.srv.watch.connNew(c)

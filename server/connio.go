@@ -29,9 +29,10 @@ type rawIO struct {
 	inIdleSet bool                                                // the socket has an entry in the idle set (idle_linux.go)
 }
 
+// init takes c.nc's socket; a connection given a new net.Conn (attach)
+// calls it again.
 func (r *rawIO) init(c *conn) {
-	r.fd = -1
-	r.send, r.sendV = sendSocket, sendBuffers
+	r.fd, r.raw = -1, nil
 	if !rawSocketIO || c.nc == nil {
 		return
 	}
@@ -39,9 +40,12 @@ func (r *rawIO) init(c *conn) {
 		if raw, err := sc.SyscallConn(); err == nil {
 			r.raw = raw
 			_ = raw.Control(func(fd uintptr) { r.fd = int32(fd) })
-			r.onRead = c.readable
-			r.onWrite = c.writable
-			r.onWriteV = c.writableV
+			if r.onRead == nil {
+				r.onRead = c.readable
+				r.onWrite = c.writable
+				r.onWriteV = c.writableV
+				r.send, r.sendV = sendSocket, sendBuffers
+			}
 		}
 	}
 }

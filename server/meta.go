@@ -331,7 +331,7 @@ func (c *conn) metaDelete(m *protocol.MetaFlags) {
 func (c *conn) metaDropValue(m *protocol.MetaFlags, stale int64) slab.Result {
 	var it slab.Item
 	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
+	c.work.scratch, it, ok = c.srv.store.Get(c.work.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 	if !ok {
 		return slab.NotFound
 	}
@@ -374,7 +374,7 @@ func (c *conn) metaArith(m *protocol.MetaFlags) {
 	existed := true
 	if m.Quiet && opt.Vivify {
 		var ok bool
-		c.scratch, _, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
+		c.work.scratch, _, ok = c.srv.store.Get(c.work.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 		existed = ok
 	}
 	v, cas, res := c.srv.store.Arith(m.Key, incr, m.Delta, &opt)
@@ -414,7 +414,7 @@ func (c *conn) metaArith(m *protocol.MetaFlags) {
 			exp := opt.NewExptime
 			if !opt.Touch {
 				var it slab.Item
-				c.scratch, it, _ = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
+				c.work.scratch, it, _ = c.srv.store.Get(c.work.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 				exp = it.Exptime
 			}
 			w = protocol.AppendMetaInt(w, 't', ttl(exp, now))
@@ -439,7 +439,7 @@ func (c *conn) metaDebug(m *protocol.MetaFlags) {
 	now := c.srv.now()
 	var it slab.Item
 	var ok bool
-	c.scratch, it, ok = c.srv.store.Get(c.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
+	c.work.scratch, it, ok = c.srv.store.Get(c.work.scratch[:0], m.Key, &slab.GetOptions{Peek: true})
 	if !ok {
 		c.wbuf = append(c.wbuf, "EN\r\n"...)
 		return

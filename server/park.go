@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"runtime/debug"
 	"sync/atomic"
@@ -30,6 +31,13 @@ const (
 	// the operating system at once instead of leaving it to the
 	// scavenger, which takes minutes.
 	freeOSAfter = 1000
+	// detachFreshAbove is how many open connections make a new one leave
+	// the netpoller as soon as it parks (detach). Below it a new
+	// connection keeps its net.Conn until it has been idle a while: a
+	// client that connects for one request (PHP without persistent
+	// connections) then pays no extra system calls, about a dozen, while
+	// the netpoller state kept for reuse stays small.
+	detachFreshAbove = 512
 )
 
 // Park states of a connection (connPark.state).
@@ -79,9 +87,13 @@ func (c *conn) park() bool {
 	c.releaseBuffers()
 	c.parking.parkedAt = c.srv.now()
 	c.parking.parkOnWait = false
+	if !c.parking.fresh || c.srv.currConns.Load() > detachFreshAbove {
+		c.detach() // idle_linux.go: the netpoller's state goes too
+	}
 	c.parking.state.Store(connParking)
 	if !c.srv.idle.add(c) {
 		c.parking.state.Store(connActive)
+		c.reattach()
 		return false
 	}
 	c.srv.parks.Add(1)
@@ -89,7 +101,16 @@ func (c *conn) park() bool {
 		return true
 	}
 	c.parking.state.Store(connActive) // input or shutdown came first
+	c.reattach()
 	return false
+}
+
+// reattach gives a connection that did not park after all its net.Conn
+// back, or has it close if the socket is gone.
+func (c *conn) reattach() {
+	if !c.attach() {
+		c.closing = true
+	}
 }
 
 // parksIdle says whether idle connections park: not where there is no
@@ -186,7 +207,7 @@ func (s *Server) sweepIdle() {
 		timeout := int64(s.cfg.IdleTimeout / time.Second)
 		s.mu.Lock()
 		for c := range s.conns {
-			if c.io.raw == nil {
+			if c.io.onRead == nil { // no raw socket I/O (TLS): never parks; set once, unlike raw
 				continue
 			}
 			last := c.lastCmd.Load()
@@ -217,7 +238,20 @@ func (s *Server) sweepIdle() {
 		prevConns = cur
 		if freeOS > 0 {
 			freeOS--
+			if freeOS == 1 {
+				s.compactConnMaps()
+			}
 			debug.FreeOSMemory()
 		}
 	}
+}
+
+// compactConnMaps copies the connection maps after a mass disconnect: a Go
+// map keeps the table of its largest size, which for 10K connections is
+// hundreds of KB that would otherwise stay.
+func (s *Server) compactConnMaps() {
+	s.mu.Lock()
+	s.conns = maps.Clone(s.conns)
+	s.mu.Unlock()
+	s.idle.compact()
 }

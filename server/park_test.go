@@ -81,6 +81,14 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 	expectReply(t, silent, silentR, "get k0\r\n", "VALUE k0 0 1\r\nx\r\nEND\r\n")
 	// Parked again after a while; a request split across the park is whole.
 	waitFor(t, "connections to park again", func() bool { return groupStat(t, addr, "go", "go_goroutines") < base+n/4 })
+	// Connections parked again have left the netpoller (idle_linux.go: detach)
+	// but are listed with their addresses as memcached lists them.
+	probe, probeR := dialText(t, "tcp", addr)
+	listed := roundTrip(t, probe, probeR, "stats conns\r\n")
+	probe.Close()
+	if got := strings.Count(listed, ":addr tcp:127.0.0.1:"); got < n+2 {
+		t.Fatalf("stats conns lists %d client addresses, want at least %d:\n%s", got, n+2, listed)
+	}
 	c, r := cs[0], rs[0]
 	if _, err := c.Write([]byte("get k")); err != nil {
 		t.Fatal(err)

@@ -529,8 +529,11 @@ func (s *Server) appendConns(b []byte) []byte {
 	for _, c := range conns {
 		p := strconv.Itoa(id) + ":"
 		id++
-		b = protocol.AppendStat(b, p+"addr", addrString(c.nc.RemoteAddr()))
-		b = protocol.AppendStat(b, p+"listen_addr", addrString(c.nc.LocalAddr()))
+		s.mu.Lock() // a parking or resuming connection swaps its net.Conn under it
+		remote, local := c.nc.RemoteAddr(), c.nc.LocalAddr()
+		s.mu.Unlock()
+		b = protocol.AppendStat(b, p+"addr", addrString(remote))
+		b = protocol.AppendStat(b, p+"listen_addr", addrString(local))
 		b = protocol.AppendStat(b, p+"state", "conn_parse_cmd")
 		b = appendStatUint(b, p+"secs_since_last_cmd", uint64(max(now-c.lastCmd.Load(), 0)))
 	}

@@ -234,8 +234,8 @@ func (c *conn) execRetrieval() {
 		atomic.AddUint64(&c.stats.getHits, hits)
 		atomic.AddUint64(&c.stats.getMisses, uint64(len(r.Keys))-hits)
 	}
-	if cap(c.scratch) > 64<<10 {
-		c.scratch = nil
+	if cap(c.work.scratch) > 64<<10 {
+		c.work.scratch = nil
 	}
 }
 

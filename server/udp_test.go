@@ -136,7 +136,7 @@ func TestUDPMatchesMemcached(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				replies[j], errs[j] = testutil.UDPRoundTrip(conns[j], uint16(0x1200+i), []byte(step), 100*time.Millisecond)
+				replies[j], errs[j] = testutil.UDPRoundTripWait(conns[j], uint16(0x1200+i), []byte(step), time.Second, 100*time.Millisecond)
 			}()
 		}
 		wg.Wait()
@@ -256,7 +256,9 @@ func TestUDPReplyBudget(t *testing.T) {
 		t.Fatalf("set: %q", got)
 	}
 	c := dialUDP(t, udpAddr)
-	ds, err := testutil.UDPRoundTrip(c, 1, []byte("get "+strings.Repeat("k ", 1000)+"\r\n"), 300*time.Millisecond)
+	// A second to answer: the thousand lookups take hundreds of
+	// milliseconds under -race on a loaded machine.
+	ds, err := testutil.UDPRoundTrip(c, 1, []byte("get "+strings.Repeat("k ", 1000)+"\r\n"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +267,7 @@ func TestUDPReplyBudget(t *testing.T) {
 	}
 	// Each stats reply is a few KB: a datagram full of them stops at the
 	// budget.
-	ds, err = testutil.UDPRoundTrip(c, 2, []byte(strings.Repeat("stats\r\n", 9000)), 300*time.Millisecond)
+	ds, err = testutil.UDPRoundTrip(c, 2, []byte(strings.Repeat("stats\r\n", 9000)), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ const (
 )
 
 // readValue looks key up for a reply: a short value is copied into
-// c.scratch, a longer one left in item memory (c.spans, pinned in c.pin)
+// c.work.scratch, a longer one left in item memory (c.spans, pinned in c.pin)
 // until appendValueBody or dropValue.
 func (c *conn) readValue(key []byte, opt *slab.GetOptions) (slab.Item, bool) {
 	limit := c.copyLimit
@@ -65,14 +65,14 @@ func (c *conn) readValue(key []byte, opt *slab.GetOptions) (slab.Item, bool) {
 	}
 	var it slab.Item
 	var ok bool
-	c.scratch, c.spans, it, c.pin, ok = c.srv.store.Read(c.scratch[:0], c.spans[:0], key, opt, limit)
+	c.work.scratch, c.spans, it, c.pin, ok = c.srv.store.Read(c.work.scratch[:0], c.spans[:0], key, opt, limit)
 	return it, ok
 }
 
 // appendValueBody appends the value readValue found to the replies.
 func (c *conn) appendValueBody() {
 	if c.pin == (slab.Pin{}) {
-		c.wbuf = append(c.wbuf, c.scratch...)
+		c.wbuf = append(c.wbuf, c.work.scratch...)
 		return
 	}
 	c.cutReplies()

@@ -381,6 +381,9 @@ func (h *watchHub) classID(keyLen, valueLen int) int {
 // has none.
 func connFD(c *conn) int {
 	nc := c.nc
+	if fd := detachedFD(nc); fd >= 0 {
+		return fd
+	}
 	if t, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
 		nc = t.NetConn()
 	}

@@ -47,6 +47,13 @@ type UDPDatagram struct {
 // datagram's count says more are due, it waits up to 5 s for each, so a
 // loaded machine's scheduling delays are not taken for the end.
 func UDPRoundTrip(c net.Conn, reqID uint16, payload []byte, idle time.Duration) ([]UDPDatagram, error) {
+	return UDPRoundTripWait(c, reqID, payload, idle, idle)
+}
+
+// UDPRoundTripWait is UDPRoundTrip waiting up to first for the first
+// datagram: long enough for a loaded machine, paid in full only by
+// requests that get no reply.
+func UDPRoundTripWait(c net.Conn, reqID uint16, payload []byte, first, idle time.Duration) ([]UDPDatagram, error) {
 	req := binary.BigEndian.AppendUint16(nil, reqID)
 	req = append(req, 0, 0, 0, 1, 0, 0)
 	if _, err := c.Write(append(req, payload...)); err != nil {
@@ -56,7 +63,9 @@ func UDPRoundTrip(c net.Conn, reqID uint16, payload []byte, idle time.Duration) 
 	buf := make([]byte, 65536)
 	for {
 		wait := idle
-		if len(out) > 0 && len(out) < int(out[0].Total) {
+		if len(out) == 0 {
+			wait = first
+		} else if len(out) < int(out[0].Total) {
 			wait = 5 * time.Second
 		}
 		_ = c.SetReadDeadline(time.Now().Add(wait))
