@@ -16,7 +16,7 @@ type rawIO struct {
 	onRead    func(uintptr) bool                                  // c.readable, bound once: a method value would allocate per call
 	onWrite   func(uintptr) bool                                  // c.writable, bound once
 	n         int                                                 // bytes moved by the callback
-	turn      int                                                 // bytes written in this write turn (writeTurnMax)
+	turn      int                                                 // bytes written since the connection last waited or yielded (writeTurnMax)
 	err       error                                               // the callback's error
 	pending   []byte                                              // bytes the write callback still has to send
 	onWriteV  func(uintptr) bool                                  // c.writableV, bound once
@@ -93,6 +93,7 @@ func (c *conn) readable(fd uintptr) bool {
 	n, errno := readSocket(fd, p)
 	switch {
 	case errno == syscall.EAGAIN:
+		c.io.turn = 0 // it waits: its write turn ends
 		// A connection in the middle of a value (a reservation, pins,
 		// unwritten replies) keeps its buffers and its goroutine.
 		if c.rpos == c.rend && !c.holdsValues() {
@@ -114,8 +115,8 @@ func (c *conn) readable(fd uintptr) bool {
 	return true
 }
 
-// write writes all of p, waiting for the socket to drain when it is full.
-// It writes at most writeTurnMax bytes a turn (yieldWrite between turns).
+// write writes all of p, waiting for the socket to drain when it is full,
+// in turns (writeTurnMax).
 func (c *conn) write(p []byte) (int, error) {
 	if c.io.raw == nil {
 		return c.nc.Write(p)
@@ -123,7 +124,6 @@ func (c *conn) write(p []byte) (int, error) {
 	c.io.n, c.io.err, c.io.pending = 0, nil, p
 	var err error
 	for {
-		c.io.turn = 0
 		err = c.io.raw.Write(c.io.onWrite)
 		if err != nil || c.io.err != nil || c.io.n == len(p) {
 			break
@@ -134,6 +134,7 @@ func (c *conn) write(p []byte) (int, error) {
 	if err == nil {
 		err = c.io.err
 	}
+	c.endWrite()
 	return c.io.n, err
 }
 
@@ -145,10 +146,10 @@ func (c *conn) writable(fd uintptr) bool {
 			return true
 		}
 		p := c.io.pending[c.io.n:]
-		p = p[:min(len(p), writeTurnMax-c.io.turn)]
-		n, errno := c.io.send(fd, p)
+		n, errno := c.io.send(fd, p[:min(len(p), writeCallMax)])
 		switch {
 		case errno == syscall.EAGAIN:
+			c.io.turn = 0 // the goroutine waits: the others run
 			return false
 		case errno != 0:
 			c.io.err = os.NewSyscallError("write", errno)
@@ -160,20 +161,38 @@ func (c *conn) writable(fd uintptr) bool {
 	return true
 }
 
-// writeTurnMax bounds the bytes one connection writes before it lets the
-// others run (yieldWrite). The daemon runs -t goroutines at once and the
-// kernel takes megabytes into a socket whose client does not read: without
-// a bound, each of a few hundred such connections copied its socket full
-// (4 MB on Linux's defaults) in one go while a normal client's request,
-// already read by the poller, waited for all of them (hundreds of ms).
-// 256 KB is about 0.1 ms of kernel copying at the measured rate, and
-// keeps a 1 MB reply to four system calls.
-const writeTurnMax = 256 << 10
+// Write turns. The daemon runs -t goroutines at once, and the kernel takes
+// megabytes into a socket whose client does not read: without turns, each
+// of a few hundred such connections copied its socket full (4 MB on
+// Linux's defaults) in one go while a normal client's request, already
+// read by the poller, waited behind all of them (hundreds of ms). So a
+// connection that has written writeTurnMax bytes since it last waited
+// yields (yieldWrite), between system calls or after its flush, and no
+// system call is given more than writeCallMax bytes.
+//
+// The sizes are measured (1 MB gets one at a time from a client that
+// reads, this 2-CPU VM): writes cut at 256 KB took 2.2x the server CPU of
+// whole 1 MB writes, each extra write waking the reader once more; a 1 MB
+// reply in one call and a yield after it cost 1.05x.
+const (
+	writeTurnMax = 256 << 10
+	writeCallMax = 1 << 20
+)
 
 // yieldWrite ends a write turn: the goroutine goes to the back of the
 // run queue, and now and then waits for the poller (writeGate), so that
 // requests that have arrived meanwhile are served first.
-func (c *conn) yieldWrite() { c.srv.wgate.yield(c.gateChan()) }
+func (c *conn) yieldWrite() {
+	c.srv.wgate.yield(c.gateChan())
+	c.io.turn = 0
+}
+
+// endWrite yields after a completed write if the turn is used up.
+func (c *conn) endWrite() {
+	if c.io.turn >= writeTurnMax {
+		c.yieldWrite()
+	}
+}
 
 // gateChan is the channel the write gate wakes the connection with.
 func (c *conn) gateChan() chan struct{} {
@@ -185,7 +204,7 @@ func (c *conn) gateChan() chan struct{} {
 
 // writeOut writes the pending replies that reference item memory (c.out:
 // write-buffer pieces and value spans) with vectored writes: one system
-// call for the lot unless the socket fills or the lot passes writeTurnMax.
+// call for the lot unless the socket fills or the lot passes writeCallMax.
 // c.out's elements are consumed; the caller clears it.
 func (c *conn) writeOut() (int64, error) {
 	if c.io.raw == nil {
@@ -200,7 +219,6 @@ func (c *conn) writeOut() (int64, error) {
 	}
 	var err error
 	for {
-		c.io.turn = 0
 		err = c.io.raw.Write(c.io.onWriteV)
 		if err != nil || c.io.err != nil || len(c.io.pendingV) == 0 {
 			break
@@ -211,6 +229,7 @@ func (c *conn) writeOut() (int64, error) {
 	if err == nil {
 		err = c.io.err
 	}
+	c.endWrite()
 	return int64(c.io.n), err
 }
 
@@ -249,12 +268,13 @@ func (c *conn) writableV(fd uintptr) bool {
 		if len(c.io.pendingV) == 0 || c.io.turn >= writeTurnMax {
 			return true
 		}
-		iov, _ := fillIOV(c.io.iov, c.io.pendingV, writeTurnMax-c.io.turn)
+		iov, _ := fillIOV(c.io.iov, c.io.pendingV, writeCallMax)
 		c.io.iov = iov
 		n, errno := c.io.sendV(fd, iov)
 		clear(iov) // no pointers into item memory outlive the write
 		switch {
 		case errno == syscall.EAGAIN:
+			c.io.turn = 0 // the goroutine waits: the others run
 			return false
 		case errno != 0:
 			c.io.err = os.NewSyscallError("sendmsg", errno)

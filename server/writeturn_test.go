@@ -31,9 +31,10 @@ func TestFillIOV(t *testing.T) {
 }
 
 // TestWriteTurnsBounded writes replies far larger than a turn to a client
-// that reads slowly, through both write paths, and checks that no turn
-// (the system calls between two yields) passes writeTurnMax while every
-// byte arrives in order.
+// that reads slowly, through both write paths, and checks that no system
+// call is given more than writeCallMax bytes, none starts once the turn
+// has reached writeTurnMax (the connection yields first), a completed
+// write that used up its turn yields, and every byte arrives in order.
 func TestWriteTurnsBounded(t *testing.T) {
 	if !rawSocketIO {
 		t.Skip("no raw socket writes here")
@@ -65,7 +66,7 @@ func TestWriteTurnsBounded(t *testing.T) {
 	var calls, overTurn int
 	check := func(n int) {
 		calls++
-		if c.io.turn+n > writeTurnMax {
+		if n > writeCallMax || c.io.turn >= writeTurnMax {
 			overTurn++
 		}
 	}
@@ -110,14 +111,20 @@ func TestWriteTurnsBounded(t *testing.T) {
 	if n, err := c.writeOut(); err != nil || n != int64(len(value)+21) {
 		t.Fatalf("vectored write: %d bytes, %v", n, err)
 	}
+	if c.io.turn >= writeTurnMax {
+		t.Fatalf("a vectored write ended with its turn used up (%d bytes) and did not yield", c.io.turn)
+	}
 	if n, err := c.write(value[:1<<20]); err != nil || n != 1<<20 {
 		t.Fatalf("write: %d bytes, %v", n, err)
+	}
+	if c.io.turn >= writeTurnMax {
+		t.Fatalf("a write ended with its turn used up (%d bytes) and did not yield", c.io.turn)
 	}
 	wg.Wait()
 	if !bytes.Equal(got.Bytes(), want) {
 		t.Fatalf("the client got %d bytes, not the %d written", got.Len(), len(want))
 	}
-	if overTurn > 0 || calls < (len(want)+writeTurnMax-1)/writeTurnMax {
-		t.Fatalf("%d of %d system calls went past a turn of %d bytes", overTurn, calls, writeTurnMax)
+	if overTurn > 0 || calls < (len(want)+writeCallMax-1)/writeCallMax {
+		t.Fatalf("%d of %d system calls went past a call of %d bytes or a turn of %d", overTurn, calls, writeCallMax, writeTurnMax)
 	}
 }
