@@ -108,13 +108,16 @@ func (g *writeGate) wait(ch chan struct{}) bool {
 func (g *writeGate) run() {
 	var b [16]byte
 	for {
-		_, err := g.r.Read(b[:])
-		g.mu.Lock()
-		if err != nil {
+		if _, err := g.r.Read(b[:]); err != nil {
+			g.mu.Lock()
 			g.closeLocked()
 			g.mu.Unlock()
 			return
 		}
+		// The requests the same poll found run first: they went to the run
+		// queue, this goroutine goes behind them.
+		runtime.Gosched()
+		g.mu.Lock()
 		ws := g.waiters
 		g.waiters, g.spare = g.spare[:0], nil
 		g.pending.Store(false)
