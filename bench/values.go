@@ -80,24 +80,43 @@ func (o *ValuesOptions) defaults() {
 	}
 }
 
+// partSpec is spec started for part: with a connection limit (-c) above
+// the part's clients. memcached refuses connections past its default
+// 1024, which would count as refused uploads rather than what the part
+// measures (whether a server serves them).
+func (o *ValuesOptions) partSpec(part string, spec ServerSpec) ServerSpec {
+	conns := 0
+	switch part {
+	case "slowupload":
+		conns = o.Uploaders
+	case "nonreading":
+		conns = o.Stalled
+	}
+	if conns+64 > 1024 {
+		spec.Extra = append(slices.Clone(spec.Extra), "-c", strconv.Itoa(conns+64))
+	}
+	return spec
+}
+
 func (o *ValuesOptions) part(p string) bool { return o.Parts == nil || slices.Contains(o.Parts, p) }
 
 // ValuesRun is one run of the churn, non-reading or slow-upload part.
 type ValuesRun struct {
-	Part     string  `json:"part"`
-	Server   string  `json:"server"`
-	Rep      int     `json:"rep"`
-	OK       bool    `json:"ok"`
-	Error    string  `json:"error,omitempty"`
-	PeakRSS  uint64  `json:"peak_rss"`
-	MBPerSec float64 `json:"mb_per_s,omitempty"`    // churn: value bytes stored per second
-	CPUUsOp  float64 `json:"cpu_us_op,omitempty"`   // churn: server CPU per set
-	GCPerSec float64 `json:"gc_per_s,omitempty"`    // churn: Go GC cycles per second (gocached)
-	Refused  int     `json:"refused,omitempty"`     // non-reading, slow upload: clients closed or refused
-	Served   int     `json:"served,omitempty"`      // slow upload: clients answered STORED or out of memory
-	Stored   int     `json:"stored,omitempty"`      // slow upload: STORED
-	P99Us    float64 `json:"p99_us,omitempty"`      // non-reading: a normal client's p99
-	MaxUs    float64 `json:"max_wait_us,omitempty"` // non-reading: its longest wait
+	Part      string  `json:"part"`
+	Server    string  `json:"server"`
+	Rep       int     `json:"rep"`
+	OK        bool    `json:"ok"`
+	Error     string  `json:"error,omitempty"`
+	PeakRSS   uint64  `json:"peak_rss"`
+	MBPerSec  float64 `json:"mb_per_s,omitempty"`    // churn: value bytes stored per second
+	CPUUsOp   float64 `json:"cpu_us_op,omitempty"`   // churn: server CPU per set
+	GCPerSec  float64 `json:"gc_per_s,omitempty"`    // churn: Go GC cycles per second (gocached)
+	Refused   int     `json:"refused,omitempty"`     // non-reading, slow upload: clients closed or refused
+	Served    int     `json:"served,omitempty"`      // slow upload: clients answered (Stored + NotStored)
+	Stored    int     `json:"stored,omitempty"`      // slow upload: STORED
+	NotStored int     `json:"not_stored,omitempty"`  // slow upload: answered with an error (SERVER_ERROR ...)
+	P99Us     float64 `json:"p99_us,omitempty"`      // non-reading: a normal client's p99
+	MaxUs     float64 `json:"max_wait_us,omitempty"` // non-reading: its longest wait
 }
 
 // ValuesReport is the values mode's output.
@@ -165,7 +184,7 @@ func Values(ctx context.Context, o ValuesOptions) *ValuesReport {
 				if reason, bad := o.Failed[spec.Name]; bad {
 					vr.Error = reason
 				} else {
-					valuesRun(ctx, spec, &o, &vr, p.run)
+					valuesRun(ctx, o.partSpec(p.name, spec), &o, &vr, p.run)
 				}
 				if o.Log != nil {
 					fmt.Fprintf(o.Log, "%-10s %-10s rep %d: %s\n", p.name, spec.Name, r+1, vr.line())
@@ -187,7 +206,7 @@ func (v *ValuesRun) line() string {
 	case "nonreading":
 		return fmt.Sprintf("peak RSS %s, %d refused, probe p99 %.0f us, longest wait %.0f us", mib(float64(v.PeakRSS)), v.Refused, v.P99Us, v.MaxUs)
 	}
-	return fmt.Sprintf("%d served (%d stored), %d refused, peak RSS %s", v.Served, v.Stored, v.Refused, mib(float64(v.PeakRSS)))
+	return fmt.Sprintf("%d stored, %d answered not stored, %d refused (no reply), peak RSS %s", v.Stored, v.NotStored, v.Refused, mib(float64(v.PeakRSS)))
 }
 
 // valuesRun starts spec fresh, samples its RSS while run runs, and
@@ -395,9 +414,13 @@ func nonReadingRun(ctx context.Context, srv *Server, o *ValuesOptions, vr *Value
 }
 
 // slowUploadRun has o.Uploaders clients each send a set of o.UploadSize
-// bytes in ten pieces over o.UploadTime, and counts those answered.
+// bytes in ten pieces over o.UploadTime, and counts their answers: STORED
+// (stored), any other reply such as memcached's "SERVER_ERROR Out of
+// memory during read" or gocached's "SERVER_ERROR out of memory storing
+// object" (answered, not stored), and no reply or a closed connection
+// (refused).
 func slowUploadRun(ctx context.Context, srv *Server, o *ValuesOptions, vr *ValuesRun) {
-	var served, stored, refused atomic.Int64
+	var notStored, stored, refused atomic.Int64
 	var wg sync.WaitGroup
 	piece := o.UploadSize / 10
 	for i := 0; i < o.Uploaders; i++ {
@@ -434,16 +457,14 @@ func slowUploadRun(ctx context.Context, srv *Server, o *ValuesOptions, vr *Value
 				refused.Add(1)
 			case line == "STORED\r\n":
 				stored.Add(1)
-				served.Add(1)
-			case line == "SERVER_ERROR out of memory storing object\r\n":
-				served.Add(1)
 			default:
-				refused.Add(1)
+				notStored.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	vr.Served, vr.Stored, vr.Refused = int(served.Load()), int(stored.Load()), int(refused.Load())
+	vr.Stored, vr.NotStored, vr.Refused = int(stored.Load()), int(notStored.Load()), int(refused.Load())
+	vr.Served = vr.Stored + vr.NotStored
 }
 
 // WriteValuesTable prints the values mode's results: the throughput
@@ -524,5 +545,6 @@ func medianRun(runs []ValuesRun) ValuesRun {
 	m.Refused = int(f(func(r ValuesRun) float64 { return float64(r.Refused) }))
 	m.Served = int(f(func(r ValuesRun) float64 { return float64(r.Served) }))
 	m.Stored = int(f(func(r ValuesRun) float64 { return float64(r.Stored) }))
+	m.NotStored = int(f(func(r ValuesRun) float64 { return float64(r.NotStored) }))
 	return m
 }

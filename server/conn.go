@@ -83,9 +83,10 @@ func (s *Server) pickProtocol(first byte) wireProtocol {
 
 // conn is one client connection, served by one goroutine.
 type conn struct {
-	srv *Server
-	nc  net.Conn
-	id  uint64 // accept order, for "stats conns"
+	srv    *Server
+	gateCh chan struct{} // woken by the write gate (writegate.go), made at the first wait
+	nc     net.Conn
+	id     uint64 // accept order, for "stats conns"
 
 	rbuf  []byte // read buffer; rbuf[rpos:rend] is unparsed input
 	rpos  int

@@ -13,17 +13,20 @@ import (
 // rawSocketIO is false.
 type rawIO struct {
 	raw       syscall.RawConn
-	onRead    func(uintptr) bool // c.readable, bound once: a method value would allocate per call
-	onWrite   func(uintptr) bool // c.writable, bound once
-	n         int                // bytes moved by the callback
-	err       error              // the callback's error
-	pending   []byte             // bytes the write callback still has to send
-	onWriteV  func(uintptr) bool // c.writableV, bound once
-	pendingV  [][]byte           // buffers the vectored write callback still has to send
-	iov       []syscall.Iovec    // the vectored write's descriptors, reused
-	dst       []byte             // where read's callback reads (readTo); nil: rbuf[rend:]
-	fd        int32              // the socket descriptor, -1 if unknown
-	inIdleSet bool               // the socket has an entry in the idle set (idle_linux.go)
+	onRead    func(uintptr) bool                                  // c.readable, bound once: a method value would allocate per call
+	onWrite   func(uintptr) bool                                  // c.writable, bound once
+	n         int                                                 // bytes moved by the callback
+	turn      int                                                 // bytes written since the connection last waited or yielded (writeTurnMax)
+	err       error                                               // the callback's error
+	pending   []byte                                              // bytes the write callback still has to send
+	onWriteV  func(uintptr) bool                                  // c.writableV, bound once
+	pendingV  [][]byte                                            // buffers the vectored write callback still has to send
+	iov       []syscall.Iovec                                     // the vectored write's descriptors, reused
+	send      func(uintptr, []byte) (int, syscall.Errno)          // sendSocket; tests watch the writes through it
+	sendV     func(uintptr, []syscall.Iovec) (int, syscall.Errno) // sendBuffers, likewise
+	dst       []byte                                              // where read's callback reads (readTo); nil: rbuf[rend:]
+	fd        int32                                               // the socket descriptor, -1 if unknown
+	inIdleSet bool                                                // the socket has an entry in the idle set (idle_linux.go)
 }
 
 // init takes c.nc's socket; a connection given a new net.Conn (attach)
@@ -41,6 +44,7 @@ func (r *rawIO) init(c *conn) {
 				r.onRead = c.readable
 				r.onWrite = c.writable
 				r.onWriteV = c.writableV
+				r.send, r.sendV = sendSocket, sendBuffers
 			}
 		}
 	}
@@ -89,6 +93,7 @@ func (c *conn) readable(fd uintptr) bool {
 	n, errno := readSocket(fd, p)
 	switch {
 	case errno == syscall.EAGAIN:
+		c.io.turn = 0 // it waits: its write turn ends
 		// A connection in the middle of a value (a reservation, pins,
 		// unwritten replies) keeps its buffers and its goroutine.
 		if c.rpos == c.rend && !c.holdsValues() {
@@ -110,41 +115,97 @@ func (c *conn) readable(fd uintptr) bool {
 	return true
 }
 
-// write writes all of p, waiting for the socket to drain when it is full.
+// write writes all of p, waiting for the socket to drain when it is full,
+// in turns (writeTurnMax).
 func (c *conn) write(p []byte) (int, error) {
 	if c.io.raw == nil {
 		return c.nc.Write(p)
 	}
 	c.io.n, c.io.err, c.io.pending = 0, nil, p
-	err := c.io.raw.Write(c.io.onWrite)
+	var err error
+	for {
+		err = c.io.raw.Write(c.io.onWrite)
+		if err != nil || c.io.err != nil || c.io.n == len(p) {
+			break
+		}
+		c.yieldWrite()
+	}
 	c.io.pending = nil
 	if err == nil {
 		err = c.io.err
 	}
+	c.endWrite()
 	return c.io.n, err
 }
 
 // writable is write's RawConn.Write callback; false parks the goroutine
-// until the socket can take more.
+// until the socket can take more, true with bytes left ends the turn.
 func (c *conn) writable(fd uintptr) bool {
 	for c.io.n < len(c.io.pending) {
-		n, errno := sendSocket(fd, c.io.pending[c.io.n:])
+		if c.io.turn >= writeTurnMax {
+			return true
+		}
+		p := c.io.pending[c.io.n:]
+		n, errno := c.io.send(fd, p[:min(len(p), writeCallMax)])
 		switch {
 		case errno == syscall.EAGAIN:
+			c.io.turn = 0 // the goroutine waits: the others run
 			return false
 		case errno != 0:
 			c.io.err = os.NewSyscallError("write", errno)
 			return true
 		}
 		c.io.n += n
+		c.io.turn += n
 	}
 	return true
 }
 
+// Write turns. The daemon runs -t goroutines at once, and the kernel takes
+// megabytes into a socket whose client does not read: without turns, each
+// of a few hundred such connections copied its socket full (4 MB on
+// Linux's defaults) in one go while a normal client's request, already
+// read by the poller, waited behind all of them (hundreds of ms). So a
+// connection that has written writeTurnMax bytes since it last waited
+// yields (yieldWrite), between system calls or after its flush, and no
+// system call is given more than writeCallMax bytes.
+//
+// The sizes are measured (1 MB gets one at a time from a client that
+// reads, this 2-CPU VM): writes cut at 256 KB took 2.2x the server CPU of
+// whole 1 MB writes, each extra write waking the reader once more; a 1 MB
+// reply in one call and a yield after it cost 1.05x.
+const (
+	writeTurnMax = 256 << 10
+	writeCallMax = 1 << 20
+)
+
+// yieldWrite ends a write turn: the goroutine goes to the back of the
+// run queue, and now and then waits for the poller (writeGate), so that
+// requests that have arrived meanwhile are served first.
+func (c *conn) yieldWrite() {
+	c.srv.wgate.yield(c.gateChan())
+	c.io.turn = 0
+}
+
+// endWrite yields after a completed write if the turn is used up.
+func (c *conn) endWrite() {
+	if c.io.turn >= writeTurnMax {
+		c.yieldWrite()
+	}
+}
+
+// gateChan is the channel the write gate wakes the connection with.
+func (c *conn) gateChan() chan struct{} {
+	if c.gateCh == nil {
+		c.gateCh = make(chan struct{}, 1)
+	}
+	return c.gateCh
+}
+
 // writeOut writes the pending replies that reference item memory (c.out:
 // write-buffer pieces and value spans) with vectored writes: one system
-// call for the lot unless the socket fills. c.out's elements are consumed;
-// the caller clears it.
+// call for the lot unless the socket fills or the lot passes writeCallMax.
+// c.out's elements are consumed; the caller clears it.
 func (c *conn) writeOut() (int64, error) {
 	if c.io.raw == nil {
 		pieces := c.out
@@ -153,49 +214,74 @@ func (c *conn) writeOut() (int64, error) {
 		return n, err
 	}
 	c.io.n, c.io.err, c.io.pendingV = 0, nil, c.out
-	err := c.io.raw.Write(c.io.onWriteV)
+	if c.srv.wgate.pending.Load() { // writers wait for the poller: so does this one
+		c.srv.wgate.waitPending(c.gateChan())
+	}
+	var err error
+	for {
+		err = c.io.raw.Write(c.io.onWriteV)
+		if err != nil || c.io.err != nil || len(c.io.pendingV) == 0 {
+			break
+		}
+		c.yieldWrite()
+	}
 	c.io.pendingV = nil
 	if err == nil {
 		err = c.io.err
 	}
+	c.endWrite()
 	return int64(c.io.n), err
 }
 
 // maxIOV is the most buffers one vectored write takes (Linux's IOV_MAX).
 const maxIOV = 1024
 
+// fillIOV sets iov (emptied) to describe the first limit bytes of bufs, at
+// most maxIOV buffers, skipping empty ones; it returns the descriptors and
+// the bytes they cover.
+func fillIOV(iov []syscall.Iovec, bufs [][]byte, limit int) ([]syscall.Iovec, int) {
+	iov = iov[:0]
+	total := 0
+	for _, b := range bufs {
+		if len(iov) == maxIOV || total == limit {
+			break
+		}
+		if len(b) > 0 {
+			n := min(len(b), limit-total)
+			v := syscall.Iovec{Base: &b[0]}
+			v.SetLen(n)
+			iov = append(iov, v)
+			total += n
+		}
+	}
+	return iov, total
+}
+
 // writableV is writeOut's RawConn.Write callback; false parks the
-// goroutine until the socket can take more.
+// goroutine until the socket can take more, true with buffers left ends
+// the turn.
 func (c *conn) writableV(fd uintptr) bool {
 	for {
 		for len(c.io.pendingV) > 0 && len(c.io.pendingV[0]) == 0 {
 			c.io.pendingV = c.io.pendingV[1:]
 		}
-		if len(c.io.pendingV) == 0 {
+		if len(c.io.pendingV) == 0 || c.io.turn >= writeTurnMax {
 			return true
 		}
-		iov := c.io.iov[:0]
-		for _, b := range c.io.pendingV {
-			if len(iov) == maxIOV {
-				break
-			}
-			if len(b) > 0 {
-				v := syscall.Iovec{Base: &b[0]}
-				v.SetLen(len(b))
-				iov = append(iov, v)
-			}
-		}
+		iov, _ := fillIOV(c.io.iov, c.io.pendingV, writeCallMax)
 		c.io.iov = iov
-		n, errno := sendBuffers(fd, iov)
+		n, errno := c.io.sendV(fd, iov)
 		clear(iov) // no pointers into item memory outlive the write
 		switch {
 		case errno == syscall.EAGAIN:
+			c.io.turn = 0 // the goroutine waits: the others run
 			return false
 		case errno != 0:
 			c.io.err = os.NewSyscallError("sendmsg", errno)
 			return true
 		}
 		c.io.n += n
+		c.io.turn += n
 		for n > 0 {
 			if b := c.io.pendingV[0]; n >= len(b) {
 				n -= len(b)

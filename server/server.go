@@ -76,6 +76,7 @@ type Server struct {
 	watch watchHub // watch command (watch.go)
 
 	idle  idleSet      // connections parked without a goroutine (park.go)
+	wgate writeGate    // lets the poller run between large writes (writegate.go)
 	parks atomic.Int64 // connections parked since the sweeper's last pass
 
 	discovery discoveryState // ElastiCache auto-discovery (clustercfg.go)
@@ -434,6 +435,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = os.Remove(s.cfg.UnixSocket)
 	}
 	s.idle.close()
+	s.wgate.close()
 	s.store.Close() // the page mover and crawler
 	return nil
 }
