@@ -250,14 +250,20 @@ func (c *conn) serve() (parked bool) {
 			atomic.AddUint64(&c.stats.bytesRead, uint64(n))
 			c.rend += n
 			c.process()
-			if c.watcher != nil { // the watch command: stream logs instead
-				c.parking.noPark.Store(true)
-				c.serveWatch()
+			if c.watcher == nil && !c.flush() {
 				return false
 			}
-			if !c.flush() {
-				return false
-			}
+		}
+		switch c.io.served { // requests the read served itself (serveInline)
+		case inlineClose:
+			return false
+		case inlineWatch:
+			c.io.served = inlineGoOn
+		}
+		if c.watcher != nil { // the watch command: stream logs instead
+			c.parking.noPark.Store(true)
+			c.serveWatch()
+			return false
 		}
 		if err != nil {
 			if goOn, parked := c.readFailed(err, idle); !goOn {

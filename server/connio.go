@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -27,7 +28,19 @@ type rawIO struct {
 	dst       []byte                                              // where read's callback reads (readTo); nil: rbuf[rend:]
 	fd        int32                                               // the socket descriptor, -1 if unknown
 	inIdleSet bool                                                // the socket has an entry in the idle set (idle_linux.go)
+	inline    bool                                                // read's callback may serve what it reads (serveInline)
+	served    inlineEnd                                           // how an inline batch ended the serving, for serve
 }
+
+// inlineEnd says why requests served inside the read callback
+// (serveInline) end the connection's serving loop.
+type inlineEnd uint8
+
+const (
+	inlineGoOn  inlineEnd = iota // nothing: serve carries on
+	inlineWatch                  // the batch made the connection a watcher
+	inlineClose                  // its replies could not be written
+)
 
 // init takes c.nc's socket; a connection given a new net.Conn (attach)
 // calls it again.
@@ -56,7 +69,14 @@ func (r *rawIO) init(c *conn) {
 // again when input arrives: an idle connection holds none. The first
 // attempt is the read itself, so a connection whose input is already
 // there makes one system call, not a peek and a read.
-func (c *conn) read() (int, error) { return c.readTo(nil) }
+func (c *conn) read() (int, error) {
+	// Served inside the callback only without an idle timeout: serve
+	// renews the read deadline between reads.
+	c.io.inline = c.io.raw != nil && c.srv.cfg.IdleTimeout == 0
+	n, err := c.readTo(nil)
+	c.io.inline = false
+	return n, err
+}
 
 // readTo is read into p instead of the read buffer (nil: the read
 // buffer); values.go reads a value's bytes straight into item memory
@@ -82,37 +102,100 @@ func (c *conn) readTo(p []byte) (int, error) {
 
 // readable is read's RawConn.Read callback; false parks the goroutine
 // until the poller sees input.
+//
+// For read (not readTo) it also serves what it reads while the
+// connection is in its steady state (serveInline), and when a read
+// drained the socket it waits for the poller without the read that would
+// only find it empty: RawConn.Read clears the poller's readiness when it
+// is called, not between calls of its callback, so input that arrives
+// after that read wakes the wait. A one-request-at-a-time client costs
+// one read system call a request, not two.
 func (c *conn) readable(fd uintptr) bool {
-	p := c.io.dst
-	if p == nil {
-		if c.rbuf == nil {
-			c.acquireBuffers()
+	drained := false
+	for {
+		if drained {
+			return c.waitForInput()
 		}
-		p = c.rbuf[c.rend:]
-	}
-	n, errno := readSocket(fd, p)
-	switch {
-	case errno == syscall.EAGAIN:
-		c.io.turn = 0 // it waits: its write turn ends
-		// A connection in the middle of a value (a reservation, pins,
-		// unwritten replies) keeps its buffers and its goroutine.
-		if c.rpos == c.rend && !c.holdsValues() {
-			if c.parking.parkOnWait {
-				c.parking.parkOnWait = false
-				c.io.err = errParkNow
-				return true
+		p := c.io.dst
+		if p == nil {
+			if c.rbuf == nil {
+				c.acquireBuffers()
 			}
-			c.releaseBuffers()
+			p = c.rbuf[c.rend:]
 		}
-		return false
-	case errno != 0:
-		c.io.err = os.NewSyscallError("read", errno)
-	case n == 0:
-		c.io.err = io.EOF
-	default:
+		n, errno := readSocket(fd, p)
+		switch {
+		case errno == syscall.EAGAIN:
+			return c.waitForInput()
+		case errno != 0:
+			c.io.err = os.NewSyscallError("read", errno)
+			return true
+		case n == 0:
+			c.io.err = io.EOF
+			return true
+		}
 		c.io.n = n
+		if !c.io.inline {
+			return true
+		}
+		served, goOn := c.serveInline(n)
+		if served {
+			c.io.n = 0 // the replies' writes used it
+		}
+		if !goOn {
+			return true
+		}
+		drained = n < len(p)
 	}
-	return true
+}
+
+// waitForInput is readable's answer when there is nothing to read: false
+// (wait for the poller), having given back the buffers of a connection
+// with nothing in progress, or true with errParkNow for one that parks.
+func (c *conn) waitForInput() bool {
+	c.io.turn = 0 // it waits: its write turn ends
+	// A connection in the middle of a value (a reservation, pins,
+	// unwritten replies) keeps its buffers and its goroutine.
+	if c.rpos == c.rend && !c.holdsValues() {
+		if c.parking.parkOnWait {
+			c.parking.parkOnWait = false
+			c.io.err = errParkNow
+			return true
+		}
+		c.releaseBuffers()
+	}
+	return false
+}
+
+// serveInline serves the n bytes just read into rbuf as serve would, from
+// inside read's callback, if the connection is in its steady state (all
+// input parsed and answered, nothing in progress): served reports that it
+// was. goOn reports that it is back in that state and reading may go on
+// in the callback; otherwise serve takes over, c.io.served saying whether
+// it must stop.
+func (c *conn) serveInline(n int) (served, goOn bool) {
+	if !c.steady() {
+		return false, false
+	}
+	atomic.AddUint64(&c.stats.bytesRead, uint64(n))
+	c.rend += n
+	c.process()
+	if c.watcher != nil {
+		c.io.served = inlineWatch
+		return true, false
+	}
+	if !c.flush() {
+		c.io.served = inlineClose
+		return true, false
+	}
+	return true, c.steady()
+}
+
+// steady reports that the connection has parsed and answered all its
+// input and has nothing in progress or pending.
+func (c *conn) steady() bool {
+	return c.rpos == c.rend && !c.closing && !c.shutdown.Load() && !c.parking.askPark.Load() &&
+		c.watcher == nil && !c.holdsValues()
 }
 
 // write writes all of p, waiting for the socket to drain when it is full,
