@@ -278,10 +278,7 @@ func Compare(ctx context.Context, o CompareOptions) *CompareReport {
 		var runs []RunRecord
 		failed := map[string]bool{}
 		for r := 0; r < o.Reps; r++ {
-			order := slices.Clone(o.Servers)
-			if r%2 == 1 {
-				slices.Reverse(order)
-			}
+			order := repOrder(o.Servers, r)
 			for _, spec := range order {
 				if ctx.Err() != nil {
 					break

@@ -84,10 +84,7 @@ func RaiseFileLimit() (uint64, error) {
 func Idle(ctx context.Context, o IdleOptions) *IdleReport {
 	rep := &IdleReport{}
 	for r := 0; r < o.Reps; r++ {
-		order := append([]ServerSpec(nil), o.Servers...)
-		if r%2 == 1 {
-			order[0], order[len(order)-1] = order[len(order)-1], order[0]
-		}
+		order := repOrder(o.Servers, r)
 		for _, spec := range order {
 			ir := IdleRun{Server: spec.Name, Rep: r + 1}
 			if reason, bad := o.Failed[spec.Name]; bad {

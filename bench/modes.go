@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,17 @@ type MemoryReport struct {
 	Runs    []MemoryRun        `json:"runs"`
 }
 
+// repOrder returns the order the servers run in repetition rep (from 0):
+// the first and the last swap places every other repetition, so that
+// none always runs first on a machine that warms up or slows down.
+func repOrder(servers []ServerSpec, rep int) []ServerSpec {
+	order := slices.Clone(servers)
+	if rep%2 == 1 && len(order) > 1 {
+		order[0], order[len(order)-1] = order[len(order)-1], order[0]
+	}
+	return order
+}
+
 // extraStats keeps the stats a Go server may add (heap objects, GC pauses).
 func extraStats(m map[string]string) map[string]string {
 	out := map[string]string{}
@@ -85,10 +97,7 @@ func statInt(m map[string]string, k string) int64 {
 func Memory(ctx context.Context, o MemoryOptions) *MemoryReport {
 	rep := &MemoryReport{}
 	for r := 0; r < o.Reps; r++ {
-		order := append([]ServerSpec(nil), o.Servers...)
-		if r%2 == 1 {
-			order[0], order[len(order)-1] = order[len(order)-1], order[0]
-		}
+		order := repOrder(o.Servers, r)
 		for _, spec := range order {
 			mr := MemoryRun{Server: spec.Name, Rep: r + 1}
 			if reason, bad := o.Failed[spec.Name]; bad {
@@ -241,10 +250,7 @@ type HitRatioReport struct {
 func HitRatio(ctx context.Context, o HitRatioOptions) *HitRatioReport {
 	rep := &HitRatioReport{Median: map[string]float64{}}
 	for r := 0; r < o.Reps; r++ {
-		order := append([]ServerSpec(nil), o.Servers...)
-		if r%2 == 1 {
-			order[0], order[len(order)-1] = order[len(order)-1], order[0]
-		}
+		order := repOrder(o.Servers, r)
 		for _, spec := range order {
 			hr := HitRatioRun{Server: spec.Name, Rep: r + 1}
 			if reason, bad := o.Failed[spec.Name]; bad {
@@ -394,10 +400,7 @@ type CalcifyReport struct {
 func Calcify(ctx context.Context, o CalcifyOptions) *CalcifyReport {
 	rep := &CalcifyReport{Median: map[string]float64{}}
 	for r := 0; r < o.Reps; r++ {
-		order := append([]ServerSpec(nil), o.Servers...)
-		if r%2 == 1 {
-			order[0], order[len(order)-1] = order[len(order)-1], order[0]
-		}
+		order := repOrder(o.Servers, r)
 		for _, spec := range order {
 			cr := CalcifyRun{Server: spec.Name, Rep: r + 1}
 			if reason, bad := o.Failed[spec.Name]; bad {

@@ -175,10 +175,7 @@ func Values(ctx context.Context, o ValuesOptions) *ValuesReport {
 			continue
 		}
 		for r := 0; r < o.Reps; r++ {
-			order := slices.Clone(o.Servers)
-			if r%2 == 1 {
-				slices.Reverse(order)
-			}
+			order := repOrder(o.Servers, r)
 			for _, spec := range order {
 				vr := ValuesRun{Part: p.name, Server: spec.Name, Rep: r + 1}
 				if reason, bad := o.Failed[spec.Name]; bad {

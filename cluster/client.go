@@ -167,7 +167,7 @@ func newClient(opt Options) *Client {
 func (c *Client) startProbe() {
 	if c.opt.ProbeInterval > 0 {
 		c.wg.Add(1)
-		go c.probe(c.opt.ProbeInterval)
+		go c.tick(c.opt.ProbeInterval, c.probe)
 	}
 }
 
@@ -630,26 +630,32 @@ func (c *Client) every(fn func(*memcache.Client) error) error {
 }
 
 // probe re-admits ejected nodes once they answer `version` again.
-func (c *Client) probe(every time.Duration) {
+func (c *Client) probe() {
+	r := c.ring.Load()
+	for i, mc := range r.nodes {
+		if !r.h.due(i) {
+			continue
+		}
+		if mc.Ping() == nil {
+			r.h.readmit(i)
+		} else {
+			r.h.extend(i)
+		}
+	}
+}
+
+// tick runs fn every d until the client closes; the caller has counted
+// it in c.wg.
+func (c *Client) tick(d time.Duration, fn func()) {
 	defer c.wg.Done()
-	t := time.NewTicker(every)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
-		}
-		r := c.ring.Load()
-		for i, mc := range r.nodes {
-			if !r.h.due(i) {
-				continue
-			}
-			if mc.Ping() == nil {
-				r.h.readmit(i)
-			} else {
-				r.h.extend(i)
-			}
+			fn()
 		}
 	}
 }

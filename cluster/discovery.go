@@ -493,24 +493,10 @@ func Dial(names []string, opts Options) (*Client, error) {
 	_ = c.Refresh(context.Background())
 	if every := cmp.Or(opts.ResolveInterval, DefaultResolveInterval); every > 0 {
 		c.wg.Add(1)
-		go c.resolveLoop(every)
+		go c.tick(every, func() { _ = c.Refresh(context.Background()) })
 	}
 	c.startProbe()
 	return c, nil
-}
-
-func (c *Client) resolveLoop(every time.Duration) {
-	defer c.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			_ = c.Refresh(context.Background())
-		}
-	}
 }
 
 // Refresh looks every name up now, as the background re-resolution does,

@@ -230,18 +230,29 @@ func (c *conn) writable(fd uintptr) bool {
 		}
 		p := c.io.pending[c.io.n:]
 		n, errno := c.io.send(fd, p[:min(len(p), writeCallMax)])
-		switch {
-		case errno == syscall.EAGAIN:
-			c.io.turn = 0 // the goroutine waits: the others run
-			return false
-		case errno != 0:
-			c.io.err = os.NewSyscallError("write", errno)
-			return true
+		if sent, done := c.afterSend(n, errno, "write"); !sent {
+			return done
 		}
-		c.io.n += n
-		c.io.turn += n
 	}
 	return true
+}
+
+// afterSend takes the result of a write callback's system call: sent says
+// n bytes went out and the callback goes on; otherwise the callback
+// returns done (false: wait for the socket to drain, the turn ending;
+// true: the call failed, c.io.err says why).
+func (c *conn) afterSend(n int, errno syscall.Errno, call string) (sent, done bool) {
+	switch {
+	case errno == syscall.EAGAIN:
+		c.io.turn = 0 // the goroutine waits: the others run
+		return false, false
+	case errno != 0:
+		c.io.err = os.NewSyscallError(call, errno)
+		return false, true
+	}
+	c.io.n += n
+	c.io.turn += n
+	return true, false
 }
 
 // Write turns. The daemon runs -t goroutines at once, and the kernel takes
@@ -355,16 +366,9 @@ func (c *conn) writableV(fd uintptr) bool {
 		c.io.iov = iov
 		n, errno := c.io.sendV(fd, iov)
 		clear(iov) // no pointers into item memory outlive the write
-		switch {
-		case errno == syscall.EAGAIN:
-			c.io.turn = 0 // the goroutine waits: the others run
-			return false
-		case errno != 0:
-			c.io.err = os.NewSyscallError("sendmsg", errno)
-			return true
+		if sent, done := c.afterSend(n, errno, "writev"); !sent {
+			return done
 		}
-		c.io.n += n
-		c.io.turn += n
 		for n > 0 {
 			if b := c.io.pendingV[0]; n >= len(b) {
 				n -= len(b)

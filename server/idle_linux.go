@@ -1,7 +1,6 @@
 package server
 
 import (
-	"maps"
 	"net"
 	"os"
 	"sync"
@@ -108,16 +107,6 @@ func (s *idleSet) remove(c *conn) {
 	s.mu.Lock()
 	if s.conns[c.io.fd] == c {
 		delete(s.conns, c.io.fd)
-	}
-	s.mu.Unlock()
-}
-
-// compact copies the descriptor map, which keeps the table of its largest
-// size (Server.compactConnMaps).
-func (s *idleSet) compact() {
-	s.mu.Lock()
-	if s.conns != nil {
-		s.conns = maps.Clone(s.conns)
 	}
 	s.mu.Unlock()
 }

@@ -13,7 +13,6 @@ const canParkIdle = false
 func (s *idleSet) add(*conn) bool { return false }
 func (s *idleSet) remove(*conn)   {}
 func (s *idleSet) close()         {}
-func (s *idleSet) compact()       {}
 
 func peerGone(int32) bool { return false }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"maps"
 	"net"
 	"runtime/debug"
 	"sync/atomic"
@@ -238,20 +237,7 @@ func (s *Server) sweepIdle() {
 		prevConns = cur
 		if freeOS > 0 {
 			freeOS--
-			if freeOS == 1 {
-				s.compactConnMaps()
-			}
 			debug.FreeOSMemory()
 		}
 	}
-}
-
-// compactConnMaps copies the connection maps after a mass disconnect: a Go
-// map keeps the table of its largest size, which for 10K connections is
-// hundreds of KB that would otherwise stay.
-func (s *Server) compactConnMaps() {
-	s.mu.Lock()
-	s.conns = maps.Clone(s.conns)
-	s.mu.Unlock()
-	s.idle.compact()
 }

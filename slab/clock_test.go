@@ -21,14 +21,24 @@ func TestCoarseClockKeepsTimeAsleep(t *testing.T) {
 		}
 	}
 	check("first")
-	// Rare reads, as an idle server's maintenance makes: the ticker sleeps.
-	for i := 0; i < 15; i++ {
+	// Rare reads, as an idle server's maintenance makes: the ticker sleeps
+	// at the end of a whole window of them.
+	slept := false
+	for i := 0; i < 25; i++ {
 		time.Sleep(coarseIdleAfter / 10)
 		check("rare reads")
+		slept = slept || coarseAsleep.Load()
+	}
+	if !slept {
+		t.Fatal("the clock never slept under reads every 100 ms")
 	}
 	// A burst of reads in distinct milliseconds wakes it.
 	for i := 0; i < 50; i++ {
 		time.Sleep(time.Millisecond)
 		check("busy reads")
+	}
+	time.Sleep(2 * coarseResolution)
+	if coarseAsleep.Load() {
+		t.Fatal("the clock still sleeps after 50 reads in distinct milliseconds")
 	}
 }
