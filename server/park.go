@@ -97,9 +97,15 @@ func (c *conn) park() bool {
 	}
 	c.srv.parks.Add(1)
 	if c.parking.state.CompareAndSwap(connParking, connParked) {
-		return true
+		// wake sets shutdown before it looks at the state: if it looked
+		// before the connection was parked, the goroutine takes it back
+		// here (unless the idle set or the sweeper already has).
+		if !c.shutdown.Load() || !c.parking.state.CompareAndSwap(connParked, connActive) {
+			return true
+		}
+	} else {
+		c.parking.state.Store(connActive) // input or shutdown came first
 	}
-	c.parking.state.Store(connActive) // input or shutdown came first
 	c.reattach()
 	return false
 }
