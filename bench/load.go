@@ -216,11 +216,25 @@ func newWorker(cfg *Config, idx int, vals *values) *worker {
 	return w
 }
 
-func (w *worker) valueSize() int {
+// valueSize returns the size of key id's value: uniform between ValueMin
+// and ValueMax over the keys, and the same on every set of the key, as an
+// object's size is in real caches (a size drawn anew on each set would move
+// a key between slab classes at random, which no workload does, and would
+// credit a class with the returns of another's keys).
+func (w *worker) valueSize(id uint64) int {
 	if w.cfg.ValueMax == w.cfg.ValueMin {
 		return w.cfg.ValueMin
 	}
-	return w.cfg.ValueMin + w.rng.IntN(w.cfg.ValueMax-w.cfg.ValueMin+1)
+	return w.cfg.ValueMin + int(mix64(id)%uint64(w.cfg.ValueMax-w.cfg.ValueMin+1))
+}
+
+// mix64 is splitmix64's finalizer: a key id's well-spread hash.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // build fills wbuf with n requests.
@@ -234,7 +248,7 @@ func (w *worker) build(n int) {
 			w.pend = w.pend[:len(w.pend)-1]
 			w.ids[k] = id
 			w.reqs = append(w.reqs, req{set: true, first: k, n: 1})
-			w.wbuf = w.codec.appendSet(w.wbuf, id, w.valueSize())
+			w.wbuf = w.codec.appendSet(w.wbuf, id, w.valueSize(id))
 			k++
 			continue
 		}
@@ -252,7 +266,7 @@ func (w *worker) build(n int) {
 		id := w.gen.next()
 		w.ids[k] = id
 		w.reqs = append(w.reqs, req{set: true, first: k, n: 1})
-		w.wbuf = w.codec.appendSet(w.wbuf, id, w.valueSize())
+		w.wbuf = w.codec.appendSet(w.wbuf, id, w.valueSize(id))
 		k++
 	}
 }
@@ -583,7 +597,7 @@ func preloadRange(ctx context.Context, cfg *Config, idx int, vals *values, lo, h
 		for k := 0; k < cfg.Pipeline && id < hi; k++ {
 			w.ids[k] = id
 			w.reqs = append(w.reqs, req{set: true, first: int32(k), n: 1})
-			w.wbuf = w.codec.appendSet(w.wbuf, id, w.valueSize())
+			w.wbuf = w.codec.appendSet(w.wbuf, id, w.valueSize(id))
 			id++
 		}
 		if !w.exchange(time.Now()) || w.errs > 0 {

@@ -67,6 +67,10 @@ type class struct {
 
 	crawlerReclaimed, crawlerChecked uint64
 	evictedPrev, oomPrev             uint64 // automove samples
+	// ghostHits counts items linked whose key was in the ghost (s3clock):
+	// the hits the class would have had with more memory, which the
+	// gradient page mover (automoveGradient) weighs per page.
+	ghostHits, ghostHitsPrev uint64
 
 	evicted, evictedNonzero, evictedUnfetched uint64
 	evictedTime                               int64
@@ -133,8 +137,10 @@ func (s *Store) reclaimDeadBeforeGrowing(c *class, held int, now uint32, fseq ui
 
 // newPage hands a page to class ci if the budget allows it; it returns the
 // page number or 0. A class's first page is granted even past the budget,
-// as memcached does, so that a small -m still stores every size; that is
-// the store's fixed overhead beyond -m (at most one page per class).
+// as memcached does, so that a small -m still stores every size; unlike
+// memcached, the maintenance goroutine then takes a page from the largest
+// class and gives its memory back (trimToLimit), so the store is over -m
+// only for a moment.
 // A page of the global pool (freed by the mover) is taken first, budget or
 // not: it is already counted.
 func (s *Store) newPage(ci int, first bool) uint32 {
@@ -150,6 +156,13 @@ func (s *Store) newPage(ci int, first bool) uint32 {
 	n := s.npages.Load()
 	if !first && (n+1)*int64(s.pageSize) > s.limit.Load() || n+1 > int64(s.maxPages) {
 		return 0
+	}
+	if k := len(s.released); k > 0 {
+		pg := s.released[k-1]
+		s.released = s.released[:k-1]
+		s.setPageClass(pg, uint8(ci))
+		s.npages.Store(n + 1)
+		return pg
 	}
 	old := s.pt.Load()
 	var p []byte

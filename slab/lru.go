@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 	"sync/atomic"
 )
 
@@ -345,6 +344,7 @@ func (s *Store) s3Admit(c *class, tag uint32, b, oldb []byte) int {
 	// there is something to evict.
 	if hit, fromMain := s.ghost.take(tag); hit {
 		s.ghost.adapt(fromMain)
+		c.ghostHits++
 		if !fromMain {
 			return segCold
 		}
@@ -775,20 +775,24 @@ func (s *Store) s3Step(c *class, seg, held int, now uint32, fseq uint64, force b
 // ghost is S3-FIFO's ghost queue: the hashes of the items most recently
 // evicted from the small FIFOs, 90% as many as the cache holds (the
 // paper's size, and libCacheSim's default). It is a set-associative table
-// of (tag, sequence) entries updated with atomics, so classes evicting at
-// once need no common lock; an entry counts only while fewer than that
-// many ghost insertions have followed it, which makes the table a FIFO of
-// that length.
+// of 4-byte entries (a 16-bit fingerprint of the key's hash, the epoch of
+// the insertion, a flag) updated with atomics, so classes evicting at
+// once need no common lock. An epoch is 1/ghostEpochs of the window's
+// insertions; an entry counts only while fewer than ghostEpochs epochs
+// have passed since it was added, which makes the table a FIFO of the
+// window's length.
 //
 // The table is made on the first eviction from a small FIFO, sized for
 // the items the store holds then (a cache that never evicts needs no
-// ghost), and made anew, empty, should the items outgrow it: 8 bytes for
-// each of 0.9–1.8 times the items, instead of a fixed share of -m.
+// ghost), and made anew, empty, should the items outgrow it: 4 bytes for
+// each of 1.125 times the window, no power-of-two rounding, so 4 to 8
+// bytes an item (s3fifo's 90%, s3clock's 180%) instead of a share of -m.
 type ghost struct {
 	tab   atomic.Pointer[ghostTable]
-	seq   atomic.Uint32
-	items atomic.Int64 // items in the store (S3-FIFO lists)
-	small atomic.Int64 // s3clock: the small queue's share of a class's items, in ppm (0: s3SmallPct)
+	epoch atomic.Uint32 // the current epoch (its low ghostEpochBits count)
+	left  atomic.Int64  // insertions left in the current epoch
+	items atomic.Int64  // items in the store (S3-FIFO lists)
+	small atomic.Int64  // s3clock: the small queue's share of a class's items, in ppm (0: s3SmallPct)
 	// adaptive is set under s3clock: main's evictions enter the ghost
 	// too, the window is ghostPctBoth of the items, and ghost hits move
 	// the small queue's share (adapt). Set before the store is used.
@@ -851,9 +855,12 @@ func (g *ghost) adapt(fromMain bool) {
 	g.small.Store(min(max(v, s3SmallPct*10000), s3SmallMaxPct*10000))
 }
 
+// ghostTable holds the ghost's entries, ghostWays to a bucket. An entry
+// is fingerprint<<16 | epoch<<1 | main; 0 is an empty slot (fingerprints
+// are never 0).
 type ghostTable struct {
-	slots []atomic.Uint64
-	mask  uint64 // bucket index mask
+	slots   []atomic.Uint32
+	buckets uint64
 }
 
 const (
@@ -865,6 +872,13 @@ const (
 	// about as long.
 	ghostPct     = 90
 	ghostPctBoth = 180
+	// ghostEpochs is the window's length in epochs: an entry's age is
+	// known to 1/256 of the window. Epochs wrap after 2^15, 128 windows:
+	// an entry a bucket kept that long may count again, a rare false hit
+	// that costs no more than a wrong guess of the policy.
+	ghostEpochs    = 256
+	ghostEpochBits = 15
+	ghostEpochMask = 1<<ghostEpochBits - 1
 )
 
 // table returns the ghost's table, making or growing it to hold its window
@@ -875,28 +889,38 @@ func (g *ghost) table() *ghostTable {
 	if t != nil && int64(len(t.slots)) >= want {
 		return t
 	}
-	buckets := uint64(1) << bits.Len64(uint64(want/ghostWays)-1)
-	nt := &ghostTable{slots: make([]atomic.Uint64, buckets*ghostWays), mask: buckets - 1}
+	buckets := uint64(want+want/8+ghostWays-1) / ghostWays
+	nt := &ghostTable{slots: make([]atomic.Uint32, buckets*ghostWays), buckets: buckets}
 	if g.tab.CompareAndSwap(t, nt) {
 		return nt
 	}
 	return g.tab.Load() // another class made one meanwhile
 }
 
-func (t *ghostTable) bucket(tag uint32) []atomic.Uint64 {
-	i := (uint64(tag) * 0x9E3779B97F4A7C15 >> 32) & t.mask * ghostWays
-	return t.slots[i : i+ghostWays]
+// bucket returns tag's bucket and its fingerprint in it.
+func (t *ghostTable) bucket(tag uint32) ([]atomic.Uint32, uint32) {
+	mixed := tag * 0x9E3779B9
+	i := uint64(mixed) * t.buckets >> 32 * ghostWays
+	fp := tag & 0xffff
+	if fp == 0 {
+		fp = 1
+	}
+	return t.slots[i : i+ghostWays], fp << 16
 }
 
 // add remembers tag, replacing the oldest entry of its bucket.
 func (g *ghost) add(tag uint32) { g.addFrom(tag, 0) }
 
 // addFrom remembers tag, flagged as evicted from main when main is 1.
-// Entries are tag<<32 | seq; the sequence steps by 2, its low bit being
-// the flag.
 func (g *ghost) addFrom(tag uint32, main uint32) {
-	seq := g.seq.Add(2)
-	bk := g.table().bucket(tag)
+	if g.left.Add(-1) < 0 {
+		// Load and Store: a racing insertion may start an epoch early
+		// or late by one entry, which the 1/256 resolution affords.
+		g.left.Store(max(g.window()/ghostEpochs, 1))
+		g.epoch.Add(1)
+	}
+	epoch := g.epoch.Load() & ghostEpochMask
+	bk, fp := g.table().bucket(tag)
 	oldest, age := 0, uint32(0)
 	for i := range bk {
 		e := bk[i].Load()
@@ -904,11 +928,11 @@ func (g *ghost) addFrom(tag uint32, main uint32) {
 			oldest = i
 			break
 		}
-		if a := seq - uint32(e)&^1; a > age {
+		if a := (epoch - e>>1) & ghostEpochMask; a >= age {
 			oldest, age = i, a
 		}
 	}
-	bk[oldest].Store(uint64(tag)<<32 | uint64(seq|main))
+	bk[oldest].Store(fp | epoch<<1 | main)
 }
 
 // take reports whether tag is in the ghost, and forgets it; fromMain
@@ -918,12 +942,11 @@ func (g *ghost) take(tag uint32) (hit, fromMain bool) {
 	if t == nil {
 		return false, false
 	}
-	seq := g.seq.Load()
-	window := uint32(max(g.window(), 1))
-	bk := t.bucket(tag)
+	epoch := g.epoch.Load() & ghostEpochMask
+	bk, fp := t.bucket(tag)
 	for i := range bk {
 		e := bk[i].Load()
-		if e != 0 && uint32(e>>32) == tag && (seq-uint32(e)&^1)/2 < window {
+		if e&0xffff0000 == fp && (epoch-e>>1)&ghostEpochMask < ghostEpochs {
 			bk[i].CompareAndSwap(e, 0)
 			return true, e&1 != 0
 		}

@@ -47,3 +47,9 @@ const madvHugepage = 14
 func adviseHuge(b []byte) {
 	syscall.Madvise(b, madvHugepage) //nolint:errcheck // advice only
 }
+
+// discardPage gives the memory of an arena page back to the kernel; the
+// page reads as zeros when it is next used.
+func discardPage(b []byte) {
+	syscall.Madvise(b, syscall.MADV_DONTNEED) //nolint:errcheck // the memory stays, nothing worse
+}

@@ -24,3 +24,5 @@ const mmapAnonSupported = false
 func mmapAnon(size int) ([]byte, error) { return nil, errNoMmap }
 
 func adviseHuge(b []byte) {}
+
+func discardPage(b []byte) {}

@@ -368,7 +368,7 @@ func TestCalcification(t *testing.T) {
 				}
 				clk.advance(100 * time.Millisecond)
 				if mode == AutomoveWindowed {
-					if src, dst := s.automoveDecide(); src >= 0 {
+					if src, dst := s.automoveNext(); src >= 0 {
 						s.movePage(src, dst)
 					}
 				} else {
@@ -390,6 +390,92 @@ func TestCalcification(t *testing.T) {
 			checkStore(t, s)
 		})
 	}
+}
+
+// TestGradientMoverFavorsSmallItems runs cache-aside over keys of equal
+// popularity, a fifth of them with 10 KB values and the rest with 100 B
+// ones, in a cache that holds a third of the data. A hit is a hit whatever
+// the size, so the small items are worth 100 times more per byte: the
+// gradient mover (s3clock's) must give their class the pages memcached's
+// age balancing gives the large one, and miss less. Time is virtual: one
+// automove sample per 100 ms.
+func TestGradientMoverFavorsSmallItems(t *testing.T) {
+	missRatio := func(decide func(*Store) (int, int)) float64 {
+		s, clk := newTestStore(t, Config{MemoryLimit: 16 << 20, Maintenance: -1, Eviction: EvictionS3Clock})
+		small := []byte(strings.Repeat("s", 100))
+		big := []byte(strings.Repeat("B", 10000))
+		const keys = 25000 // 5,000 of 10 KB (50 MB) and 20,000 of 100 B (2 MB)
+		r := rand.New(rand.NewSource(1))
+		var buf []byte
+		misses, gets := 0, 0
+		for tick := 0; tick < 400; tick++ {
+			for i := 0; i < 1000; i++ {
+				k := r.Intn(keys)
+				key := []byte(fmt.Sprintf("key%d", k))
+				var ok bool
+				buf, _, ok = s.Get(buf[:0], key, nil)
+				if tick >= 300 {
+					gets++
+				}
+				if !ok {
+					if tick >= 300 {
+						misses++
+					}
+					v := small
+					if k%5 == 0 {
+						v = big
+					}
+					s.Set(key, v, nil)
+				}
+			}
+			clk.advance(100 * time.Millisecond)
+			if src, dst := decide(s); src >= 0 {
+				s.movePage(src, dst)
+			}
+		}
+		checkStore(t, s)
+		return float64(misses) / float64(gets)
+	}
+	age := missRatio((*Store).automoveDecide)
+	grad := missRatio((*Store).automoveNext)
+	t.Logf("miss ratio: age balancing %.4f, gradient %.4f", age, grad)
+	if grad > age*0.9 {
+		t.Errorf("gradient mover missed %.4f, age balancing %.4f: want at least 10%% fewer misses", grad, age)
+	}
+}
+
+// TestTrimToLimit lowers the memory limit (cache_memlimit) under a full
+// store: the maintenance goroutine's trimToLimit empties pages of the
+// largest class and gives them back until the store is within the limit,
+// and pages taken again later come from those given back.
+func TestTrimToLimit(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 16 << 20, Maintenance: -1})
+	val := []byte(strings.Repeat("v", 1000))
+	for i := range 40000 {
+		s.Set([]byte(fmt.Sprintf("k%d", i)), val, nil)
+	}
+	if n := s.npages.Load(); n != 16 {
+		t.Fatalf("%d pages at -m 16", n)
+	}
+	s.SetMemoryLimit(8 << 20)
+	for range 20 {
+		s.trimToLimit()
+	}
+	if n, r := s.npages.Load(), len(s.released); n != 8 || r != 8 {
+		t.Fatalf("after lowering -m to 8: %d pages, %d given back; want 8 and 8", n, r)
+	}
+	checkStore(t, s)
+	s.SetMemoryLimit(16 << 20)
+	for i := range 40000 {
+		s.Set([]byte(fmt.Sprintf("k%d", i)), val, nil)
+	}
+	if n, r := s.npages.Load(), len(s.released); n != 16 || r != 0 {
+		t.Fatalf("after raising -m to 16 again: %d pages, %d given back; want 16 and 0", n, r)
+	}
+	if got := s.Stats().TotalMalloced; got != 16<<20 {
+		t.Errorf("total_malloced %d, want %d", got, 16<<20)
+	}
+	checkStore(t, s)
 }
 
 func TestCrawlerReclaims(t *testing.T) {

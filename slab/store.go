@@ -40,12 +40,16 @@ type Store struct {
 
 	classes []*class
 
-	pt      atomic.Pointer[pageTable]
-	pageMu  sync.Mutex
-	npages  atomic.Int64
-	limit   atomic.Int64
-	pool    []uint32     // global page pool (pageMu)
-	poolLen atomic.Int64 // len(pool), for lock-free reads
+	pt     atomic.Pointer[pageTable]
+	pageMu sync.Mutex
+	npages atomic.Int64
+	limit  atomic.Int64
+	pool   []uint32 // global page pool (pageMu)
+	// released are pages given back to the kernel to bring the store
+	// under -m (trimToLimit): not counted in npages, taken again before
+	// new memory (pageMu).
+	released []uint32
+	poolLen  atomic.Int64 // len(pool), for lock-free reads
 
 	policy   atomic.Int32            // policyFlat, policySegmented, policyS3FIFO, policyClock (lru.go)
 	tune     atomic.Pointer[lruTune] // segmented LRU limits
