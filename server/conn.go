@@ -232,23 +232,24 @@ func (c *conn) serve() (parked bool) {
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
+		var n int
+		var err error
 		if c.reserving() && c.directValueRead() {
-			// A value being read straight into its item (values.go).
-			if err := c.readIntoValue(); err != nil {
-				if goOn, parked := c.readFailed(err, idle); !goOn {
-					return parked
-				}
+			// A value being read straight into its item (values.go); n
+			// bytes that followed it are in the read buffer.
+			n, err = c.readIntoValue()
+		} else {
+			if c.rbuf != nil && c.rend == len(c.rbuf) && !c.makeRoom(0) {
+				c.flush()
+				return false
 			}
-			continue
+			n, err = c.read()
+			if n > 0 {
+				atomic.AddUint64(&c.stats.bytesRead, uint64(n))
+				c.rend += n
+			}
 		}
-		if c.rbuf != nil && c.rend == len(c.rbuf) && !c.makeRoom(0) {
-			c.flush()
-			return false
-		}
-		n, err := c.read()
 		if n > 0 {
-			atomic.AddUint64(&c.stats.bytesRead, uint64(n))
-			c.rend += n
 			c.process()
 			if c.watcher == nil && !c.flush() {
 				return false

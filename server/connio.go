@@ -26,6 +26,9 @@ type rawIO struct {
 	send      func(uintptr, []byte) (int, syscall.Errno)          // sendSocket; tests watch the writes through it
 	sendV     func(uintptr, []syscall.Iovec) (int, syscall.Errno) // sendBuffers, likewise
 	dst       []byte                                              // where read's callback reads (readTo); nil: rbuf[rend:]
+	dstTail   bool                                                // bytes past dst go on into rbuf[rend:] (readValueTail)
+	nTail     int                                                 // bytes of the read that went into rbuf (dstTail)
+	tailIOV   [2]syscall.Iovec                                    // dst and rbuf[rend:] for readValueTail's readv
 	fd        int32                                               // the socket descriptor, -1 if unknown
 	inIdleSet bool                                                // the socket has an entry in the idle set (idle_linux.go)
 	inline    bool                                                // read's callback may serve what it reads (serveInline)
@@ -88,7 +91,7 @@ func (c *conn) readTo(p []byte) (int, error) {
 		}
 		return c.nc.Read(p)
 	}
-	c.io.n, c.io.err, c.io.dst = 0, nil, p
+	c.io.n, c.io.err, c.io.dst, c.io.nTail = 0, nil, p, 0
 	// RawConn.Read forgets readiness the poller saw before it: input that
 	// arrives after the first attempt's EAGAIN wakes the wait, input that
 	// came before it is what the attempt reads.
@@ -123,7 +126,13 @@ func (c *conn) readable(fd uintptr) bool {
 			}
 			p = c.rbuf[c.rend:]
 		}
-		n, errno := readSocket(fd, p)
+		var n int
+		var errno syscall.Errno
+		if c.io.dstTail {
+			n, errno = c.readTail(fd, p)
+		} else {
+			n, errno = readSocket(fd, p)
+		}
 		switch {
 		case errno == syscall.EAGAIN:
 			return c.waitForInput()
@@ -147,6 +156,26 @@ func (c *conn) readable(fd uintptr) bool {
 		}
 		drained = n < len(p)
 	}
+}
+
+// readTail is readable's read for readValueTail: one readv into p, the
+// end of a value in item memory, and on into the read buffer, which takes
+// the value's "\r\n" and whatever the client sent after it. It returns
+// the bytes that went into p and sets c.io.nTail to the rest.
+func (c *conn) readTail(fd uintptr, p []byte) (int, syscall.Errno) {
+	rest := c.rbuf[c.rend:]
+	iov := c.io.tailIOV[:]
+	iov[0] = syscall.Iovec{Base: &p[0]}
+	iov[0].SetLen(len(p))
+	iov[1] = syscall.Iovec{Base: &rest[0]}
+	iov[1].SetLen(len(rest))
+	n, errno := readSocketV(fd, iov)
+	clear(iov) // no pointer into item memory outlives the read
+	if n <= len(p) {
+		return n, errno
+	}
+	c.io.nTail = n - len(p)
+	return len(p), errno
 }
 
 // waitForInput is readable's answer when there is nothing to read: false
@@ -204,6 +233,7 @@ func (c *conn) write(p []byte) (int, error) {
 	if c.io.raw == nil {
 		return c.nc.Write(p)
 	}
+	c.startWrite()
 	c.io.n, c.io.err, c.io.pending = 0, nil, p
 	var err error
 	for {
@@ -217,7 +247,6 @@ func (c *conn) write(p []byte) (int, error) {
 	if err == nil {
 		err = c.io.err
 	}
-	c.endWrite()
 	return c.io.n, err
 }
 
@@ -261,7 +290,7 @@ func (c *conn) afterSend(n int, errno syscall.Errno, call string) (sent, done bo
 // Linux's defaults) in one go while a normal client's request, already
 // read by the poller, waited behind all of them (hundreds of ms). So a
 // connection that has written writeTurnMax bytes since it last waited
-// yields (yieldWrite), between system calls or after its flush, and no
+// yields (yieldWrite), between system calls or before its next write, and no
 // system call is given more than writeCallMax bytes.
 //
 // The sizes are measured (1 MB gets one at a time from a client that
@@ -281,8 +310,11 @@ func (c *conn) yieldWrite() {
 	c.io.turn = 0
 }
 
-// endWrite yields after a completed write if the turn is used up.
-func (c *conn) endWrite() {
+// startWrite yields before a write if the connection's turn is used up.
+// A write that uses up the turn does not yield after itself: a client
+// that reads its reply and sends the next request makes the connection
+// wait for input, which ends the turn, and the yield is saved.
+func (c *conn) startWrite() {
 	if c.io.turn >= writeTurnMax {
 		c.yieldWrite()
 	}
@@ -307,10 +339,12 @@ func (c *conn) writeOut() (int64, error) {
 		c.out = pieces
 		return n, err
 	}
-	c.io.n, c.io.err, c.io.pendingV = 0, nil, c.out
 	if c.srv.wgate.pending.Load() { // writers wait for the poller: so does this one
 		c.srv.wgate.waitPending(c.gateChan())
+		c.io.turn = 0
 	}
+	c.startWrite()
+	c.io.n, c.io.err, c.io.pendingV = 0, nil, c.out
 	var err error
 	for {
 		err = c.io.raw.Write(c.io.onWriteV)
@@ -323,7 +357,6 @@ func (c *conn) writeOut() (int64, error) {
 	if err == nil {
 		err = c.io.err
 	}
-	c.endWrite()
 	return int64(c.io.n), err
 }
 

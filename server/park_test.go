@@ -90,6 +90,8 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 		t.Fatalf("stats conns lists %d client addresses, want at least %d:\n%s", got, n+2, listed)
 	}
 	c, r := cs[0], rs[0]
+	// Its last request's deadline may have passed while it parked again.
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte("get k")); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,16 @@ func readSocket(fd uintptr, p []byte) (int, syscall.Errno) {
 	}
 }
 
+// readSocketV is readSocket into several buffers at once: one readv(2).
+func readSocketV(fd uintptr, iov []syscall.Iovec) (int, syscall.Errno) {
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if errno != syscall.EINTR {
+			return int(n), errno
+		}
+	}
+}
+
 // sendSocket is readSocket's counterpart for writes: one send(2) with
 // MSG_NOSIGNAL, so a peer that is gone gives EPIPE, not SIGPIPE.
 func sendSocket(fd uintptr, p []byte) (int, syscall.Errno) {

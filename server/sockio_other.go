@@ -11,6 +11,8 @@ const rawSocketIO = false
 
 func readSocket(uintptr, []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
 
+func readSocketV(uintptr, []syscall.Iovec) (int, syscall.Errno) { return 0, syscall.ENOSYS }
+
 func sendSocket(uintptr, []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
 
 func sendBuffers(uintptr, []syscall.Iovec) (int, syscall.Errno) { return 0, syscall.ENOSYS }

@@ -203,6 +203,12 @@ func (c *conn) execRetrieval() {
 		discovery = c.srv.discovery.cur.Load()
 	}
 	for _, key := range r.Keys {
+		// Replies that fill up are written before the next key's, not
+		// after the last one's: a large value and END go in one write.
+		if c.repliesFull() && !c.flush() {
+			c.closing = true
+			return // the peer is gone, or the reply was refused: no END
+		}
 		if discovery != nil && string(key) == elastiCacheKey {
 			hits++
 			c.wbuf = appendClusterConfig(c.wbuf, "VALUE "+elastiCacheKey, discovery)
@@ -218,10 +224,6 @@ func (c *conn) execRetrieval() {
 		c.wbuf = protocol.AppendValueHeader(c.wbuf, key, it.Flags, it.Size, it.CAS, withCAS)
 		c.appendValueBody()
 		c.wbuf = append(c.wbuf, "\r\n"...)
-		if c.repliesFull() && !c.flush() {
-			c.closing = true
-			return // the peer is gone, or the reply was refused: no END
-		}
 	}
 	c.wbuf = append(c.wbuf, protocol.ReplyEnd...)
 	// memcached counts gat/gats keys as touches only.

@@ -184,16 +184,26 @@ func (c *conn) directValueRead() bool {
 
 // readIntoValue reads input straight into the reservation's item memory
 // (at most the value's remaining bytes), through the connection's raw
-// socket reads (connio.go) where it has them.
-func (c *conn) readIntoValue() error {
+// socket reads (connio.go) where it has them. When the span it reads into
+// ends the value, the same read goes on into the read buffer, so the
+// value's "\r\n" and the next request come with it: a set whose value
+// arrives whole costs two reads (its line, then the rest), not three.
+// tail is how many bytes went into the read buffer; process them next.
+func (c *conn) readIntoValue() (tail int, err error) {
 	span := c.work.res.Next()
+	last := len(span) >= c.work.res.Remaining()
 	span = span[:min(len(span), c.work.res.Remaining())]
+	c.io.dstTail = last && c.io.raw != nil && c.rbuf != nil && c.rend < len(c.rbuf)
 	n, err := c.readTo(span)
-	if n > 0 {
-		atomic.AddUint64(&c.stats.bytesRead, uint64(n))
+	if c.io.dstTail {
+		tail, c.io.dstTail = c.io.nTail, false
+		c.rend += tail
+	}
+	if n+tail > 0 {
+		atomic.AddUint64(&c.stats.bytesRead, uint64(n+tail))
 		c.work.res.Fill(n)
 	}
-	return err
+	return tail, err
 }
 
 // continueValue moves buffered input into the reservation and, once the

@@ -84,6 +84,46 @@ func TestSetValueArrivesInPieces(t *testing.T) {
 	}
 }
 
+// TestSetValuesBackToBack sends storage commands in one stream, each value
+// followed at once by the next command, so that a read that ends a value
+// in item memory goes on into the read buffer (values.go, readIntoValue)
+// with the value's "\r\n" and part or all of the next request.
+func TestSetValuesBackToBack(t *testing.T) {
+	addr := testutil.StartGocached(t, func(cfg *server.Config) { cfg.Store.MaxItemSize = 2 << 20 })
+	rng := rand.New(rand.NewSource(2))
+	sizes := []int{6000, 3000, 100, 70000, 2100, 1500 << 10, 9000, 5, 300 << 10}
+	var req, want bytes.Buffer
+	values := make([][]byte, len(sizes))
+	for i, size := range sizes {
+		values[i] = randomValue(rng, size)
+		if i%3 == 2 {
+			fmt.Fprintf(&req, "ms k%d %d F%d\r\n%s\r\n", i, size, i, values[i])
+			want.WriteString("HD\r\n")
+		} else {
+			fmt.Fprintf(&req, "set k%d %d 0 %d\r\n%s\r\n", i, i, size, values[i])
+			want.WriteString("STORED\r\n")
+		}
+	}
+	for i, size := range sizes {
+		fmt.Fprintf(&req, "get k%d\r\n", i)
+		fmt.Fprintf(&want, "VALUE k%d %d %d\r\n%s\r\nEND\r\n", i, i, size, values[i])
+	}
+	c, r := dialText(t, "tcp", addr)
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	go func() { _, _ = c.Write(req.Bytes()) }()
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		i := 0
+		for i < len(got) && got[i] == want.Bytes()[i] {
+			i++
+		}
+		t.Fatalf("replies differ at byte %d: got %.80q, want %.80q", i, got[i:], want.Bytes()[i:])
+	}
+}
+
 // TestRefusedValueAnsweredAfterIt: memcached answers a value it cannot
 // store (too large for -I, or no memory for it) only after reading and
 // discarding it.
