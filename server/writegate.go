@@ -36,8 +36,13 @@ type writeGate struct {
 
 // gateInterval is how long writers go on yielding to each other only,
 // without letting the poller run: about the longest a request that has
-// arrived waits behind large replies being written.
-const gateInterval = time.Millisecond
+// arrived waits behind large replies being written. Measured with 200
+// clients that pipeline 1 MB gets and never read (gocached-bench values,
+// nonreading), a normal client's p99 was 1.1 ms at 1 ms, 0.45-0.49 ms at
+// 250 µs and 0.43 ms at 100 µs, against memcached's 0.19-0.35 ms (and
+// its longest wait of about 110 ms, where gocached's is 2.5-3.5 ms).
+// Writers that do not take turns never meet the gate.
+const gateInterval = 250 * time.Microsecond
 
 // init makes the pipe and starts the gate's goroutine.
 func (g *writeGate) init() {
