@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,51 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(func() { s.Close() })
 	return fmt.Sprintf("http://%s", ln.Addr())
+}
+
+// TestExpositionFormat checks the text format as Prometheus parses it:
+// each family's HELP and TYPE come once, before its samples; label values
+// are escaped; the Go and process families are there.
+func TestExpositionFormat(t *testing.T) {
+	src := fakeSource{"version": "1.6\"x\\y\n", "curr_items": "5", "cmd_set": "1"}
+	ts := httptestServer(t, metrics.Handler(src))
+	samples, body := scrape(t, ts+"/metrics")
+	typed := map[string]bool{}
+	helped := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" {
+			seen := map[string]map[string]bool{"HELP": helped, "TYPE": typed}[f[1]]
+			if seen == nil || seen[f[2]] {
+				t.Errorf("repeated or unknown comment %q", line)
+			} else {
+				seen[f[2]] = true
+			}
+			continue
+		}
+		name := line[:strings.IndexAny(line, "{ ")]
+		family := strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count")
+		if !typed[name] && !typed[family] {
+			t.Errorf("sample before its TYPE: %q", line)
+		}
+	}
+	if got := samples[`memcached_version{version="1.6\"x\\y\n"}`]; got != "1" {
+		t.Errorf("escaped version label missing:\n%s", body)
+	}
+	for _, name := range []string{"memcached_current_items", "go_goroutines", "go_memstats_heap_alloc_bytes",
+		`go_gc_duration_seconds{quantile="0.5"}`, "go_gc_duration_seconds_count", `go_info{version="` + runtime.Version() + `"}`} {
+		if _, ok := samples[name]; !ok {
+			t.Errorf("%s missing", name)
+		}
+	}
+	if runtime.GOOS == "linux" {
+		// process_cpu_seconds_total may still be 0 (10 ms ticks).
+		if _, ok := samples["process_cpu_seconds_total"]; !ok {
+			t.Error("process_cpu_seconds_total missing")
+		}
+		for _, name := range []string{"process_resident_memory_bytes", "process_start_time_seconds", "process_max_fds", "process_open_fds"} {
+			if v, ok := samples[name]; !ok || v == "0" {
+				t.Errorf("%s = %q (present %v)", name, v, ok)
+			}
+		}
+	}
 }
