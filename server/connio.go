@@ -120,11 +120,20 @@ func (c *conn) readable(fd uintptr) bool {
 			return c.waitForInput()
 		}
 		p := c.io.dst
+		value := false // reading a value straight into its item (values.go)
 		if p == nil {
 			if c.rbuf == nil {
 				c.acquireBuffers()
 			}
-			p = c.rbuf[c.rend:]
+			if value = c.io.inline && c.valueNext(); value {
+				p, c.io.dstTail = c.valueSpan()
+			} else {
+				p = c.rbuf[c.rend:]
+			}
+		}
+		room := len(p)
+		if c.io.dstTail {
+			room += len(c.rbuf) - c.rend
 		}
 		var n int
 		var errno syscall.Errno
@@ -132,6 +141,10 @@ func (c *conn) readable(fd uintptr) bool {
 			n, errno = c.readTail(fd, p)
 		} else {
 			n, errno = readSocket(fd, p)
+		}
+		tail := c.io.nTail
+		if value {
+			c.io.dstTail, c.io.nTail = false, 0
 		}
 		switch {
 		case errno == syscall.EAGAIN:
@@ -142,6 +155,18 @@ func (c *conn) readable(fd uintptr) bool {
 		case n == 0:
 			c.io.err = io.EOF
 			return true
+		}
+		if value {
+			c.valueRead(n, tail)
+			if tail > 0 {
+				goOn := c.serveBuffered()
+				c.io.n = 0 // the replies' writes used it
+				if !goOn {
+					return true
+				}
+			}
+			drained = n+tail < room
+			continue
 		}
 		c.io.n = n
 		if !c.io.inline {
@@ -199,25 +224,33 @@ func (c *conn) waitForInput() bool {
 // serveInline serves the n bytes just read into rbuf as serve would, from
 // inside read's callback, if the connection is in its steady state (all
 // input parsed and answered, nothing in progress): served reports that it
-// was. goOn reports that it is back in that state and reading may go on
-// in the callback; otherwise serve takes over, c.io.served saying whether
-// it must stop.
+// was. goOn reports that reading may go on in the callback (serveBuffered);
+// otherwise serve takes over, c.io.served saying whether it must stop.
 func (c *conn) serveInline(n int) (served, goOn bool) {
 	if !c.steady() {
 		return false, false
 	}
 	atomic.AddUint64(&c.stats.bytesRead, uint64(n))
 	c.rend += n
+	return true, c.serveBuffered()
+}
+
+// serveBuffered processes the read buffer and writes the replies from
+// inside read's callback, and reports whether reading may go on there: the
+// connection is back in its steady state, or reading a value straight into
+// its item (valueNext), which the callback does too, so that a large set
+// costs no read that finds the socket empty.
+func (c *conn) serveBuffered() bool {
 	c.process()
 	if c.watcher != nil {
 		c.io.served = inlineWatch
-		return true, false
+		return false
 	}
 	if !c.flush() {
 		c.io.served = inlineClose
-		return true, false
+		return false
 	}
-	return true, c.steady()
+	return c.steady() || c.valueNext()
 }
 
 // steady reports that the connection has parsed and answered all its

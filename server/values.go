@@ -189,21 +189,40 @@ func (c *conn) directValueRead() bool {
 // value's "\r\n" and the next request come with it: a set whose value
 // arrives whole costs two reads (its line, then the rest), not three.
 // tail is how many bytes went into the read buffer; process them next.
+// (Read's callback does the same itself while it serves inline.)
 func (c *conn) readIntoValue() (tail int, err error) {
-	span := c.work.res.Next()
+	span, intoBuf := c.valueSpan()
+	c.io.dstTail = intoBuf
+	n, err := c.readTo(span)
+	if intoBuf {
+		tail, c.io.dstTail = c.io.nTail, false
+	}
+	c.valueRead(n, tail)
+	return tail, err
+}
+
+// valueNext reports whether the connection's next read goes straight into
+// the item of the value it is reading (directValueRead).
+func (c *conn) valueNext() bool { return c.reserving() && c.directValueRead() }
+
+// valueSpan returns the item memory the value's next bytes go to, up to
+// the value's end; intoBuf says it ends the value and the read may go on
+// into the read buffer.
+func (c *conn) valueSpan() (span []byte, intoBuf bool) {
+	span = c.work.res.Next()
 	last := len(span) >= c.work.res.Remaining()
 	span = span[:min(len(span), c.work.res.Remaining())]
-	c.io.dstTail = last && c.io.raw != nil && c.rbuf != nil && c.rend < len(c.rbuf)
-	n, err := c.readTo(span)
-	if c.io.dstTail {
-		tail, c.io.dstTail = c.io.nTail, false
-		c.rend += tail
-	}
+	return span, last && c.io.raw != nil && c.rbuf != nil && c.rend < len(c.rbuf)
+}
+
+// valueRead records a read of n bytes into the value's span and tail
+// more into the read buffer.
+func (c *conn) valueRead(n, tail int) {
+	c.rend += tail
 	if n+tail > 0 {
 		atomic.AddUint64(&c.stats.bytesRead, uint64(n+tail))
 		c.work.res.Fill(n)
 	}
-	return tail, err
 }
 
 // continueValue moves buffered input into the reservation and, once the
