@@ -93,7 +93,15 @@ func (c *conn) execBinary(buf []byte) (need int, complete bool) {
 			return 0, true
 		}
 		if len(buf) < r.Len() {
-			return r.Len(), false
+			if c.datagram || r.Len() <= initialBufSize {
+				return r.Len(), false
+			}
+			// Too large for the read buffer: read it into its item
+			// (values.go), the header, extras and key kept to be parsed
+			// again when the value is complete.
+			opt := c.binStoreOptions()
+			c.reserveValue(valueBinary, buf, r.KeyEnd(), r.Key, r.ValueLen, &opt, r.Quiet)
+			return 0, true
 		}
 		c.consume(r.Len())
 		c.binStore(buf[r.KeyEnd():r.Len()])
@@ -235,8 +243,44 @@ func (c *conn) binGet() {
 	}
 }
 
-// binStore runs set, add, replace, append and prepend with the value read.
+// binStore runs set, add, replace, append and prepend with value, or
+// the value read into the connection's reservation (value nil).
 func (c *conn) binStore(value []byte) {
+	r := &c.work.binReq
+	opt := c.binStoreOptions()
+	c.srv.watch.peek(c, r.Key)
+	res, cas := c.storeValue(r.Key, value, &opt)
+	countSetCmd(&c.stats, res)
+	c.srv.watch.store(c, r.Key, res, &opt, r.ValueLen)
+	c.srv.prefixes.record(r.Key, prefixSet)
+	switch res {
+	case slab.Stored:
+		c.binOK(cas)
+	case slab.Exists:
+		c.binError(protocol.StatusKeyExists)
+	case slab.NotFound:
+		c.binError(protocol.StatusKeyNotFound)
+	case slab.NotStored:
+		switch opt.Mode {
+		case slab.ModeAdd:
+			c.binError(protocol.StatusKeyExists)
+		case slab.ModeReplace:
+			c.binError(protocol.StatusKeyNotFound)
+		default:
+			c.binError(protocol.StatusNotStored)
+		}
+	case slab.TooLarge:
+		atomic.AddUint64(&c.stats.storeTooLarge, 1)
+		c.binError(protocol.StatusTooLarge)
+	default:
+		atomic.AddUint64(&c.stats.storeNoMemory, 1)
+		c.binError(protocol.StatusOutOfMemory)
+	}
+}
+
+// binStoreOptions returns the store options of the binary storage request
+// in c.work.binReq.
+func (c *conn) binStoreOptions() slab.SetOptions {
 	r := &c.work.binReq
 	// With -C memcached keeps no CAS to compare: the request's is ignored.
 	opt := slab.SetOptions{CAS: r.CAS}
@@ -265,34 +309,7 @@ func (c *conn) binStore(value []byte) {
 			opt.Mode = slab.ModeCAS
 		}
 	}
-	c.srv.watch.peek(c, r.Key)
-	res, cas := c.srv.store.Set(r.Key, value, &opt)
-	countSetCmd(&c.stats, res)
-	c.srv.watch.store(c, r.Key, res, &opt, len(value))
-	c.srv.prefixes.record(r.Key, prefixSet)
-	switch res {
-	case slab.Stored:
-		c.binOK(cas)
-	case slab.Exists:
-		c.binError(protocol.StatusKeyExists)
-	case slab.NotFound:
-		c.binError(protocol.StatusKeyNotFound)
-	case slab.NotStored:
-		switch opt.Mode {
-		case slab.ModeAdd:
-			c.binError(protocol.StatusKeyExists)
-		case slab.ModeReplace:
-			c.binError(protocol.StatusKeyNotFound)
-		default:
-			c.binError(protocol.StatusNotStored)
-		}
-	case slab.TooLarge:
-		atomic.AddUint64(&c.stats.storeTooLarge, 1)
-		c.binError(protocol.StatusTooLarge)
-	default:
-		atomic.AddUint64(&c.stats.storeNoMemory, 1)
-		c.binError(protocol.StatusOutOfMemory)
-	}
+	return opt
 }
 
 func (c *conn) binDelete() {

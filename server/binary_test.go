@@ -646,3 +646,51 @@ func TestBinarySASL(t *testing.T) {
 		}
 	})
 }
+
+// TestBinaryValueIntoItem: a binary value longer than the read buffer is
+// read into its item (values.go). With no memory for it, memcached answers
+// at once (unlike text, which answers after the value) and swallows the
+// value, which may look like requests.
+func TestBinaryValueIntoItem(t *testing.T) {
+	c := dialBin(t, testutil.StartGocached(t, func(cfg *server.Config) {
+		cfg.Store.MemoryLimit = 4 << 20
+		cfg.Store.DisableEvictions = true
+	}))
+	// A byte at a time, the next request right behind it.
+	val := bytes.Repeat([]byte{0x80, 'x', 0}, 2000)
+	in := append(req(protocol.OpSet, 1, 0, setExt(9, 0), []byte("k"), val), req(protocol.OpGet, 2, 0, nil, []byte("k"), nil)...)
+	for i := range in {
+		c.send(in[i : i+1])
+	}
+	c.expect(protocol.OpSet, 1, protocol.StatusOK, nil)
+	c.expect(protocol.OpGet, 2, protocol.StatusOK, val)
+	c.send(req(protocol.OpDelete, 3, 0, nil, []byte("k"), nil))
+	c.expect(protocol.OpDelete, 3, protocol.StatusOK, nil)
+
+	fill := bytes.Repeat([]byte{0x80}, 400<<10)
+	var stored int
+	for i := uint32(1); ; i++ {
+		c.send(req(protocol.OpSet, i, 0, setExt(i, 0), []byte("f"+strconv.Itoa(int(i))), fill))
+		if r := c.recv(); r.status() != protocol.StatusOK {
+			if r.status() != protocol.StatusOutOfMemory || r.Opaque != i {
+				t.Fatalf("set %d: status %#x opaque %d", i, r.status(), r.Opaque)
+			}
+			break
+		}
+		stored++
+	}
+	if stored < 2 {
+		t.Fatalf("only %d values of 400 KB stored in 4 MB", stored)
+	}
+	c.send(req(protocol.OpGet, 100, 0, nil, []byte("f1"), nil))
+	if r := c.expect(protocol.OpGet, 100, protocol.StatusOK, fill); !bytes.Equal(r.extras, u64(1)[4:]) {
+		t.Fatalf("flags %x", r.extras)
+	}
+	// Refused at once, before the value has been sent; the value then
+	// swallowed.
+	oom := req(protocol.OpSet, 101, 0, setExt(0, 0), []byte("big"), fill)
+	c.send(oom[:len(oom)/2])
+	c.expect(protocol.OpSet, 101, protocol.StatusOutOfMemory, nil)
+	c.send(oom[len(oom)/2:], req(protocol.OpGet, 102, 0, nil, []byte("big"), nil))
+	c.expect(protocol.OpGet, 102, protocol.StatusKeyNotFound, nil)
+}

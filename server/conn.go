@@ -249,7 +249,7 @@ func (c *conn) serve() (parked bool) {
 				c.rend += n
 			}
 		}
-		if n > 0 {
+		if n > 0 || c.valueDone() {
 			c.process()
 			if c.watcher == nil && !c.flush() {
 				return false
@@ -455,7 +455,7 @@ func (c *conn) swallowInput() bool {
 func (c *conn) process() {
 	defer c.shrink()
 	reqs := 0
-	for c.rpos < c.rend && !c.closing {
+	for (c.rpos < c.rend || c.valueDone()) && !c.closing {
 		if c.swallowInput() {
 			continue
 		}

@@ -158,7 +158,7 @@ func (c *conn) readable(fd uintptr) bool {
 		}
 		if value {
 			c.valueRead(n, tail)
-			if tail > 0 {
+			if tail > 0 || c.valueDone() {
 				goOn := c.serveBuffered()
 				c.io.n = 0 // the replies' writes used it
 				if !goOn {

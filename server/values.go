@@ -51,6 +51,7 @@ const (
 	valueNone uint8 = iota
 	valueText
 	valueMeta
+	valueBinary
 )
 
 // readValue looks key up for a reply: a short value is copied into
@@ -139,19 +140,37 @@ func (c *conn) unpinReplies() {
 // the store cannot hold the item, the value is swallowed and the error
 // answered after it, as memcached does.
 func (c *conn) reserveValue(kind uint8, buf []byte, lineLen int, key []byte, vlen int, opt *slab.SetOptions, noReply bool) {
-	c.logCommand(buf[:lineLen])
-	c.rpos += lineLen
-	c.lastCmd.Store(c.srv.now())
-	switch c.srv.store.Reserve(&c.work.res, key, vlen, opt) {
-	case slab.Stored:
-	case slab.TooLarge:
-		atomic.AddUint64(&c.stats.storeTooLarge, 1)
-		c.refuseAfterValue(vlen+2, protocol.ErrTooLarge, noReply)
-		return
-	default:
-		atomic.AddUint64(&c.stats.storeNoMemory, 1)
-		c.refuseAfterValue(vlen+2, protocol.ErrOutOfMemory, noReply)
-		return
+	if kind == valueBinary {
+		// Binary requests have been logged; memcached answers a refused
+		// binary value at once and swallows it.
+		c.lastCmd.Store(c.srv.now())
+		switch c.srv.store.Reserve(&c.work.res, key, vlen, opt) {
+		case slab.Stored:
+			c.rpos += lineLen
+		case slab.TooLarge:
+			atomic.AddUint64(&c.stats.storeTooLarge, 1)
+			c.refuseValue(protocol.StatusTooLarge)
+			return
+		default:
+			atomic.AddUint64(&c.stats.storeNoMemory, 1)
+			c.refuseValue(protocol.StatusOutOfMemory)
+			return
+		}
+	} else {
+		c.logCommand(buf[:lineLen])
+		c.rpos += lineLen
+		c.lastCmd.Store(c.srv.now())
+		switch c.srv.store.Reserve(&c.work.res, key, vlen, opt) {
+		case slab.Stored:
+		case slab.TooLarge:
+			atomic.AddUint64(&c.stats.storeTooLarge, 1)
+			c.refuseAfterValue(vlen+2, protocol.ErrTooLarge, noReply)
+			return
+		default:
+			atomic.AddUint64(&c.stats.storeNoMemory, 1)
+			c.refuseAfterValue(vlen+2, protocol.ErrOutOfMemory, noReply)
+			return
+		}
 	}
 	c.work.line = append(c.work.line[:0], buf[:lineLen]...)
 	c.valueKind = kind
@@ -201,6 +220,11 @@ func (c *conn) readIntoValue() (tail int, err error) {
 	return tail, err
 }
 
+// valueDone reports whether the value being read into its item is
+// complete, so the storage command can be executed (continueValue) even
+// with no input buffered: a binary value has no "\r\n" after it.
+func (c *conn) valueDone() bool { return c.reserving() && c.work.res.Remaining() == 0 }
+
 // valueNext reports whether the connection's next read goes straight into
 // the item of the value it is reading (directValueRead).
 func (c *conn) valueNext() bool { return c.reserving() && c.directValueRead() }
@@ -230,12 +254,25 @@ func (c *conn) valueRead(n, tail int) {
 // reports false when more input is needed.
 func (c *conn) continueValue() bool {
 	c.rpos += c.work.res.Write(c.rbuf[c.rpos:c.rend])
-	if c.work.res.Remaining() > 0 || c.rend-c.rpos < 2 {
+	if c.work.res.Remaining() > 0 {
+		return false
+	}
+	kind := c.valueKind
+	if kind == valueBinary { // no "\r\n" after a binary value
+		c.valueKind = valueNone
+		r := &c.work.binReq
+		if _, err := protocol.ParseBinRequest(c.work.line, r); err != nil || r.Validate() != protocol.StatusOK {
+			c.work.res.Abort() // cannot happen: the request parsed before
+			return true
+		}
+		c.binStore(nil)
+		return true
+	}
+	if c.rend-c.rpos < 2 {
 		return false
 	}
 	bad := c.rbuf[c.rpos] != '\r' || c.rbuf[c.rpos+1] != '\n'
 	c.rpos += 2
-	kind := c.valueKind
 	c.valueKind = valueNone
 	if bad {
 		c.work.res.Abort()
