@@ -319,10 +319,16 @@ func AppendBinString(dst []byte, opcode uint8, status BinStatus, opaque uint32, 
 // AppendBinValue appends a get/gat/touch hit: the 4-byte flags as extras,
 // then key (getk, gatk) and value, either of which may be empty.
 func AppendBinValue(dst []byte, opcode uint8, opaque uint32, cas uint64, flags uint32, key, value []byte) []byte {
-	dst = AppendBinHeader(dst, opcode, StatusOK, 4, len(key), 4+len(key)+len(value), opaque, cas)
+	return append(AppendBinValueHeader(dst, opcode, opaque, cas, flags, key, len(value)), value...)
+}
+
+// AppendBinValueHeader appends what AppendBinValue puts before the value
+// of valueLen bytes (header, flags, key), for a reply whose value is
+// written from elsewhere (item memory).
+func AppendBinValueHeader(dst []byte, opcode uint8, opaque uint32, cas uint64, flags uint32, key []byte, valueLen int) []byte {
+	dst = AppendBinHeader(dst, opcode, StatusOK, 4, len(key), 4+len(key)+valueLen, opaque, cas)
 	dst = binary.BigEndian.AppendUint32(dst, flags)
-	dst = append(dst, key...)
-	return append(dst, value...)
+	return append(dst, key...)
 }
 
 // AppendBinCounter appends an incr/decr success: the new value as an

@@ -198,9 +198,7 @@ func (c *conn) binGet() {
 		c.work.binGat = slab.GetOptions{Touch: true, NewExptime: c.srv.absExptime(int64(r.ExptimeExtras()), c.srv.now())}
 		opt = &c.work.binGat
 	}
-	var it slab.Item
-	var ok bool
-	c.work.scratch, it, ok = c.srv.store.Get(c.work.scratch[:0], r.Key, opt)
+	it, ok := c.readValue(r.Key, opt)
 	c.srv.prefixes.record(r.Key, getOp(ok))
 	c.srv.watch.fetch(c, r.Key, it.Miss, it.Size)
 	switch {
@@ -224,13 +222,14 @@ func (c *conn) binGet() {
 		key = r.Key
 	}
 	switch {
+	case ok && r.Command == protocol.OpTouch: // no value in the reply
+		c.dropValue()
+		c.wbuf = protocol.AppendBinValueHeader(c.wbuf, r.Opcode, r.Opaque, it.CAS, it.Flags, key, 0)
 	case ok:
-		// Hits are sent even for the quiet variants.
-		value := c.work.scratch
-		if r.Command == protocol.OpTouch {
-			value = nil
-		}
-		c.wbuf = protocol.AppendBinValue(c.wbuf, r.Opcode, r.Opaque, it.CAS, it.Flags, key, value)
+		// Hits are sent even for the quiet variants; a long value from
+		// item memory, as text replies (values.go).
+		c.wbuf = protocol.AppendBinValueHeader(c.wbuf, r.Opcode, r.Opaque, it.CAS, it.Flags, key, it.Size)
+		c.appendValueBody()
 	case r.Quiet:
 	case withKey:
 		c.wbuf = protocol.AppendBinHeader(c.wbuf, r.Opcode, protocol.StatusKeyNotFound, 0, len(key), len(key), r.Opaque, 0)
