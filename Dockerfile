@@ -3,7 +3,7 @@
 # Nothing can be pulled where this is built, so there is no build stage:
 # build the static binary on the host first, then the image (make image):
 #
-#   CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/gocached ./cmd/gocached
+#   CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags '-s -w' -o bin/gocached ./cmd/gocached
 #   docker build -t gocached:latest .
 #
 # Usage is the official image's: "docker run gocached -m 64", or in compose

@@ -4,6 +4,9 @@ BIN     ?= bin
 PKGS    := ./...
 # Each fuzz target runs for FUZZTIME in `make fuzz`.
 FUZZTIME ?= 30s
+# The daemon has no use for urfave/cli's man-page and Markdown generators:
+# without them it maps 0.6 MB less of its binary (RSS at start-up).
+export GOFLAGS += -tags=urfave_cli_no_docs
 
 .PHONY: all build run test bench gobench fuzz lint clean image cluster example-image
 
