@@ -147,7 +147,7 @@ func (s *Store) reclaimS3Clock(c *class, held int, now uint32, fseq uint64) bool
 		// practice small grows past its share by what the hand evicts
 		// (measured: 18% of the items on Zipf 0.99, 50% with 30% scans);
 		// hence the bound at the most share: beyond, small ate main
-		// under scans and its ring cost 4% more RSS.
+		// under scans and its ring cost 3% more RSS.
 		if s.ghost.smallShare() > s3SmallPct*10000 && int64(small)*100 < int64(c.items)*s3SmallMaxPct && s.handStep(c, held, now, fseq) {
 			return true
 		}
