@@ -676,3 +676,46 @@ func TestGhostAdapt(t *testing.T) {
 		t.Fatalf("s3fifo's share moved to %d", got)
 	}
 }
+
+// TestS3ClockShift stores new keys, twice the cache's size, into a full
+// cache whose items were all read but are read no more (a working set that
+// moved on). With small's share at its least they leave through small, as
+// a scan would; once the share is above it (keys small evicted came back,
+// ghost.adapt), main's hand moves with small's steps and evicts
+// yesterday's keys, until small holds its most share of the items.
+func TestS3ClockShift(t *testing.T) {
+	const size = 900
+	val := string(bytes.Repeat([]byte("v"), size))
+	var old, kept [2]int
+	for i, share := range []int64{0, 20 * 10000} {
+		s, clk := newTestStore(t, Config{MemoryLimit: 4 << 20, Maintenance: -1, Eviction: EvictionS3Clock})
+		per := perPage(s, size)
+		old[i] = 3 * per
+		fillClass(t, s, "old", old[i], size)
+		for k := range old[i] {
+			get(s, "old"+strconv.Itoa(k))
+		}
+		clk.advance(2 * updateInterval * time.Second)
+		for k := range 8 * per {
+			s.ghost.small.Store(share) // pinned: a false ghost hit (16-bit fingerprints) would move it
+			set(t, s, "new"+strconv.Itoa(k), val, nil)
+		}
+		for k := range old[i] {
+			if _, _, ok := get(s, "old"+strconv.Itoa(k)); ok {
+				kept[i]++
+			}
+		}
+		c := s.classFor(s.layoutFor(len("new0000"), size, false))
+		c.mu.Lock()
+		small, items := c.lru[segHot].n, c.items
+		c.mu.Unlock()
+		if small*100 > items*s3SmallMaxPct+100 {
+			t.Fatalf("small holds %d of %d items", small, items)
+		}
+		checkStore(t, s)
+	}
+	t.Logf("of %d unread old items, kept %d (share at its least), %d (20%%)", old[0], kept[0], kept[1])
+	if kept[0]*10 < 9*old[0] || kept[1]*10 > 7*kept[0] {
+		t.Fatalf("old items kept: %v of %v", kept, old)
+	}
+}
