@@ -26,9 +26,9 @@ type rawIO struct {
 	send      func(uintptr, []byte) (int, syscall.Errno)          // sendSocket; tests watch the writes through it
 	sendV     func(uintptr, []syscall.Iovec) (int, syscall.Errno) // sendBuffers, likewise
 	dst       []byte                                              // where read's callback reads (readTo); nil: rbuf[rend:]
-	dstTail   bool                                                // bytes past dst go on into rbuf[rend:] (readValueTail)
+	dstTail   bool                                                // bytes past dst go on into rbuf[rend:] (readTail)
 	nTail     int                                                 // bytes of the read that went into rbuf (dstTail)
-	tailIOV   [2]syscall.Iovec                                    // dst and rbuf[rend:] for readValueTail's readv
+	tailIOV   [2]syscall.Iovec                                    // dst and rbuf[rend:] for readTail's readv
 	fd        int32                                               // the socket descriptor, -1 if unknown
 	inIdleSet bool                                                // the socket has an entry in the idle set (idle_linux.go)
 	inline    bool                                                // read's callback may serve what it reads (serveInline)
@@ -158,12 +158,8 @@ func (c *conn) readable(fd uintptr) bool {
 		}
 		if value {
 			c.valueRead(n, tail)
-			if tail > 0 || c.valueDone() {
-				goOn := c.serveBuffered()
-				c.io.n = 0 // the replies' writes used it
-				if !goOn {
-					return true
-				}
+			if (tail > 0 || c.valueDone()) && !c.serveBuffered() {
+				return true
 			}
 			drained = n+tail < room
 			continue
@@ -172,18 +168,14 @@ func (c *conn) readable(fd uintptr) bool {
 		if !c.io.inline {
 			return true
 		}
-		served, goOn := c.serveInline(n)
-		if served {
-			c.io.n = 0 // the replies' writes used it
-		}
-		if !goOn {
+		if !c.serveInline(n) {
 			return true
 		}
 		drained = n < len(p)
 	}
 }
 
-// readTail is readable's read for readValueTail: one readv into p, the
+// readTail is readable's read when c.io.dstTail is set: one readv into p, the
 // end of a value in item memory, and on into the read buffer, which takes
 // the value's "\r\n" and whatever the client sent after it. It returns
 // the bytes that went into p and sets c.io.nTail to the rest.
@@ -223,34 +215,38 @@ func (c *conn) waitForInput() bool {
 
 // serveInline serves the n bytes just read into rbuf as serve would, from
 // inside read's callback, if the connection is in its steady state (all
-// input parsed and answered, nothing in progress): served reports that it
-// was. goOn reports that reading may go on in the callback (serveBuffered);
-// otherwise serve takes over, c.io.served saying whether it must stop.
-func (c *conn) serveInline(n int) (served, goOn bool) {
+// input parsed and answered, nothing in progress). goOn reports that
+// reading may go on in the callback (serveBuffered); otherwise serve takes
+// over, with c.io.n bytes still to process if they were not served, and
+// c.io.served saying whether it must stop.
+func (c *conn) serveInline(n int) (goOn bool) {
 	if !c.steady() {
-		return false, false
+		return false
 	}
 	atomic.AddUint64(&c.stats.bytesRead, uint64(n))
 	c.rend += n
-	return true, c.serveBuffered()
+	return c.serveBuffered()
 }
 
 // serveBuffered processes the read buffer and writes the replies from
 // inside read's callback, and reports whether reading may go on there: the
 // connection is back in its steady state, or reading a value straight into
 // its item (valueNext), which the callback does too, so that a large set
-// costs no read that finds the socket empty.
+// costs no read that finds the socket empty. It leaves c.io.n at 0: what
+// was read is served (and the replies' writes used c.io.n).
 func (c *conn) serveBuffered() bool {
 	c.process()
-	if c.watcher != nil {
+	goOn := false
+	switch {
+	case c.watcher != nil:
 		c.io.served = inlineWatch
-		return false
-	}
-	if !c.flush() {
+	case !c.flush():
 		c.io.served = inlineClose
-		return false
+	default:
+		goOn = c.steady() || c.valueNext()
 	}
-	return c.steady() || c.valueNext()
+	c.io.n = 0
+	return goOn
 }
 
 // steady reports that the connection has parsed and answered all its
