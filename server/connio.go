@@ -17,7 +17,8 @@ type rawIO struct {
 	onRead    func(uintptr) bool                                  // c.readable, bound once: a method value would allocate per call
 	onWrite   func(uintptr) bool                                  // c.writable, bound once
 	n         int                                                 // bytes moved by the callback
-	turn      int                                                 // bytes written since the connection last waited or yielded (writeTurnMax)
+	turn      int                                                 // bytes written since the connection last waited or yielded (turnMax)
+	contends  bool                                                // counted in the gate's contending writers (yieldWrite)
 	err       error                                               // the callback's error
 	pending   []byte                                              // bytes the write callback still has to send
 	onWriteV  func(uintptr) bool                                  // c.writableV, bound once
@@ -257,7 +258,7 @@ func (c *conn) steady() bool {
 }
 
 // write writes all of p, waiting for the socket to drain when it is full,
-// in turns (writeTurnMax).
+// in turns (turnMax).
 func (c *conn) write(p []byte) (int, error) {
 	if c.io.raw == nil {
 		return c.nc.Write(p)
@@ -273,6 +274,7 @@ func (c *conn) write(p []byte) (int, error) {
 		c.yieldWrite()
 	}
 	c.io.pending = nil
+	c.stopContending()
 	if err == nil {
 		err = c.io.err
 	}
@@ -283,11 +285,11 @@ func (c *conn) write(p []byte) (int, error) {
 // until the socket can take more, true with bytes left ends the turn.
 func (c *conn) writable(fd uintptr) bool {
 	for c.io.n < len(c.io.pending) {
-		if c.io.turn >= writeTurnMax {
+		if c.io.turn >= c.srv.wgate.turnMax() {
 			return true
 		}
 		p := c.io.pending[c.io.n:]
-		n, errno := c.io.send(fd, p[:min(len(p), writeCallMax)])
+		n, errno := c.io.send(fd, p[:min(len(p), c.srv.wgate.callMax())])
 		if sent, done := c.afterSend(n, errno, "write"); !sent {
 			return done
 		}
@@ -303,6 +305,7 @@ func (c *conn) afterSend(n int, errno syscall.Errno, call string) (sent, done bo
 	switch {
 	case errno == syscall.EAGAIN:
 		c.io.turn = 0 // the goroutine waits: the others run
+		c.stopContending()
 		return false, false
 	case errno != 0:
 		c.io.err = os.NewSyscallError(call, errno)
@@ -318,25 +321,48 @@ func (c *conn) afterSend(n int, errno syscall.Errno, call string) (sent, done bo
 // of a few hundred such connections copied its socket full (4 MB on
 // Linux's defaults) in one go while a normal client's request, already
 // read by the poller, waited behind all of them (hundreds of ms). So a
-// connection that has written writeTurnMax bytes since it last waited
-// yields (yieldWrite), between system calls or before its next write, and no
-// system call is given more than writeCallMax bytes.
+// connection that has written a turn's bytes since it last waited yields
+// (yieldWrite), between system calls or before its next write, and no
+// system call is given more than a call's bytes.
 //
-// The sizes are measured (1 MB gets one at a time from a client that
-// reads, this 2-CPU VM): writes cut at 256 KB took 2.2x the server CPU of
-// whole 1 MB writes, each extra write waking the reader once more; a 1 MB
-// reply in one call and a yield after it cost 1.05x.
+// A turn is writeTurnMax and a call writeCallMax while at most one writer
+// takes turns; with two or more (writeGate.contending) both are
+// contendedTurn, so that a request that has arrived waits behind short
+// copies. Measured (1 MB gets one at a time from a client that reads, this
+// 2-CPU VM): writes cut at 256 KB took 2.2x the server CPU of whole 1 MB
+// writes, each extra write waking the reader once more; a 1 MB reply in one
+// call and a yield after it cost 1.05x. Such a client never takes turns
+// (waiting for its next request ends a turn). With 200 clients that
+// pipeline 1 MB gets and never read, a normal client's p99 was 0.42 ms
+// with 256 KB turns and calls cut to 64 KB, 0.33 ms with 64 KB turns and
+// 0.26 ms with 32 KB turns (memcached 0.25-0.30 ms in the same runs).
 const (
-	writeTurnMax = 256 << 10
-	writeCallMax = 1 << 20
+	writeTurnMax  = 256 << 10
+	writeCallMax  = 1 << 20
+	contendedTurn = 32 << 10
 )
 
 // yieldWrite ends a write turn: the goroutine goes to the back of the
 // run queue, and now and then waits for the poller (writeGate), so that
-// requests that have arrived meanwhile are served first.
+// requests that have arrived meanwhile are served first. The connection
+// counts as contending until its write completes or waits for the socket.
 func (c *conn) yieldWrite() {
+	if !c.io.contends {
+		c.io.contends = true
+		c.srv.wgate.contending.Add(1)
+	}
 	c.srv.wgate.yield(c.gateChan())
 	c.io.turn = 0
+}
+
+// stopContending ends the connection's count in the gate's contending
+// writers: its write is complete, or waits for the socket to drain (a
+// client that does not read is no competition while it waits).
+func (c *conn) stopContending() {
+	if c.io.contends {
+		c.io.contends = false
+		c.srv.wgate.contending.Add(-1)
+	}
 }
 
 // startWrite yields before a write if the connection's turn is used up.
@@ -344,7 +370,7 @@ func (c *conn) yieldWrite() {
 // that reads its reply and sends the next request makes the connection
 // wait for input, which ends the turn, and the yield is saved.
 func (c *conn) startWrite() {
-	if c.io.turn >= writeTurnMax {
+	if c.io.turn >= c.srv.wgate.turnMax() {
 		c.yieldWrite()
 	}
 }
@@ -359,7 +385,7 @@ func (c *conn) gateChan() chan struct{} {
 
 // writeOut writes the pending replies that reference item memory (c.out:
 // write-buffer pieces and value spans) with vectored writes: one system
-// call for the lot unless the socket fills or the lot passes writeCallMax.
+// call for the lot unless the socket fills or the lot passes a call's bytes.
 // c.out's elements are consumed; the caller clears it.
 func (c *conn) writeOut() (int64, error) {
 	if c.io.raw == nil {
@@ -383,6 +409,7 @@ func (c *conn) writeOut() (int64, error) {
 		c.yieldWrite()
 	}
 	c.io.pendingV = nil
+	c.stopContending()
 	if err == nil {
 		err = c.io.err
 	}
@@ -421,10 +448,10 @@ func (c *conn) writableV(fd uintptr) bool {
 		for len(c.io.pendingV) > 0 && len(c.io.pendingV[0]) == 0 {
 			c.io.pendingV = c.io.pendingV[1:]
 		}
-		if len(c.io.pendingV) == 0 || c.io.turn >= writeTurnMax {
+		if len(c.io.pendingV) == 0 || c.io.turn >= c.srv.wgate.turnMax() {
 			return true
 		}
-		iov, _ := fillIOV(c.io.iov, c.io.pendingV, writeCallMax)
+		iov, _ := fillIOV(c.io.iov, c.io.pendingV, c.srv.wgate.callMax())
 		c.io.iov = iov
 		n, errno := c.io.sendV(fd, iov)
 		clear(iov) // no pointers into item memory outlive the write

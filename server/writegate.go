@@ -27,6 +27,9 @@ type writeGate struct {
 	last    atomic.Int64 // when the gate last opened, ns since start
 	start   time.Time
 	pending atomic.Bool // a byte is in the pipe and writers wait
+	// contending counts connections whose write has yielded at least once
+	// and neither completed nor waits for its socket (conn.yieldWrite).
+	contending atomic.Int32
 
 	mu      sync.Mutex
 	waiters []chan struct{}
@@ -38,11 +41,13 @@ type writeGate struct {
 // without letting the poller run: about the longest a request that has
 // arrived waits behind large replies being written. Measured with 200
 // clients that pipeline 1 MB gets and never read (gocached-bench values,
-// nonreading), a normal client's p99 was 1.1 ms at 1 ms, 0.45-0.49 ms at
-// 250 µs and 0.43 ms at 100 µs, against memcached's 0.19-0.35 ms (and
-// its longest wait of about 110 ms, where gocached's is 2.5-3.5 ms).
-// Writers that do not take turns never meet the gate.
-const gateInterval = 250 * time.Microsecond
+// nonreading; memcached's p99 0.19-0.35 ms and its longest wait about
+// 90-160 ms in the same runs), a normal client's p99 was 1.1 ms at 1 ms,
+// 0.45-0.49 ms at 250 µs and 0.43 ms at 100 µs with 256 KB turns, and
+// with contended turns of 32 KB (connio.go) 0.34-0.48 ms at 250 µs and
+// 0.28-0.34 ms at 100 µs, its longest wait 1.3-3.5 ms. Writers that do
+// not take turns never meet the gate.
+const gateInterval = 100 * time.Microsecond
 
 // init makes the pipe and starts the gate's goroutine.
 func (g *writeGate) init() {
@@ -76,6 +81,23 @@ func (g *writeGate) yield(ch chan struct{}) {
 	// and the run queue empties for the poller.
 	for g.due() && g.wait(ch) {
 	}
+}
+
+// turnMax is how many bytes a connection writes before it yields: short
+// turns while two or more writers take turns (connio.go, Write turns).
+func (g *writeGate) turnMax() int {
+	if g.contending.Load() >= 2 {
+		return contendedTurn
+	}
+	return writeTurnMax
+}
+
+// callMax is the most bytes one write system call is given, likewise.
+func (g *writeGate) callMax() int {
+	if g.contending.Load() >= 2 {
+		return contendedTurn
+	}
+	return writeCallMax
 }
 
 // due reports whether writers should wait at the gate.

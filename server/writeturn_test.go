@@ -123,3 +123,34 @@ func TestWriteTurnsBounded(t *testing.T) {
 		t.Fatalf("%d of %d system calls went past a call of %d bytes or a turn of %d", overTurn, calls, writeCallMax, writeTurnMax)
 	}
 }
+
+// TestContendedTurns: while two or more connections take write turns,
+// turns and system calls are cut to contendedTurn; a connection counts
+// once, until its write completes or waits for its socket.
+func TestContendedTurns(t *testing.T) {
+	s, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.wgate.close()
+	g := &s.wgate
+	limits := func(turn, call int) {
+		t.Helper()
+		if g.turnMax() != turn || g.callMax() != call {
+			t.Fatalf("%d contending: turn %d, call %d; want %d, %d", g.contending.Load(), g.turnMax(), g.callMax(), turn, call)
+		}
+	}
+	limits(writeTurnMax, writeCallMax)
+	a, b := newConn(s, nil, 1), newConn(s, nil, 2)
+	a.yieldWrite()
+	a.yieldWrite()
+	limits(writeTurnMax, writeCallMax) // one writer taking turns
+	b.yieldWrite()
+	limits(contendedTurn, contendedTurn)
+	a.stopContending()
+	a.stopContending()
+	limits(writeTurnMax, writeCallMax)
+	if b.stopContending(); g.contending.Load() != 0 {
+		t.Fatalf("%d contending after both stopped", g.contending.Load())
+	}
+}
