@@ -138,43 +138,46 @@ func (c *conn) unpinReplies() {
 // item memory: buf[:lineLen] is the command line (kept to be parsed again
 // when the value is complete), key, vlen and opt describe the item. When
 // the store cannot hold the item, the value is swallowed and the error
-// answered after it, as memcached does.
+// answered as memcached does (refuseReservation).
 func (c *conn) reserveValue(kind uint8, buf []byte, lineLen int, key []byte, vlen int, opt *slab.SetOptions, noReply bool) {
-	if kind == valueBinary {
-		// Binary requests have been logged; memcached answers a refused
-		// binary value at once and swallows it.
-		c.lastCmd.Store(c.srv.now())
-		switch c.srv.store.Reserve(&c.work.res, key, vlen, opt) {
-		case slab.Stored:
-			c.rpos += lineLen
-		case slab.TooLarge:
-			atomic.AddUint64(&c.stats.storeTooLarge, 1)
-			c.refuseValue(protocol.StatusTooLarge)
-			return
-		default:
-			atomic.AddUint64(&c.stats.storeNoMemory, 1)
-			c.refuseValue(protocol.StatusOutOfMemory)
-			return
-		}
-	} else {
+	binary := kind == valueBinary
+	if !binary { // binary requests were logged when parsed
 		c.logCommand(buf[:lineLen])
-		c.rpos += lineLen
-		c.lastCmd.Store(c.srv.now())
-		switch c.srv.store.Reserve(&c.work.res, key, vlen, opt) {
-		case slab.Stored:
-		case slab.TooLarge:
-			atomic.AddUint64(&c.stats.storeTooLarge, 1)
-			c.refuseAfterValue(vlen+2, protocol.ErrTooLarge, noReply)
-			return
-		default:
-			atomic.AddUint64(&c.stats.storeNoMemory, 1)
-			c.refuseAfterValue(vlen+2, protocol.ErrOutOfMemory, noReply)
-			return
-		}
 	}
+	c.lastCmd.Store(c.srv.now())
+	if res := c.srv.store.Reserve(&c.work.res, key, vlen, opt); res != slab.Stored {
+		c.refuseReservation(binary, res, lineLen, vlen, noReply)
+		return
+	}
+	c.rpos += lineLen
 	c.work.line = append(c.work.line[:0], buf[:lineLen]...)
 	c.valueKind = kind
 	c.rpos += c.work.res.Write(c.rbuf[c.rpos:c.rend])
+}
+
+// refuseReservation answers a value the store cannot hold (res: too large
+// or out of memory) as memcached does: a binary one at once, the value
+// then swallowed (refuseValue); a text or meta one once its line and value
+// have been read and discarded.
+func (c *conn) refuseReservation(binary bool, res slab.Result, lineLen, vlen int, noReply bool) {
+	tooLarge := res == slab.TooLarge
+	if tooLarge {
+		atomic.AddUint64(&c.stats.storeTooLarge, 1)
+	} else {
+		atomic.AddUint64(&c.stats.storeNoMemory, 1)
+	}
+	switch {
+	case binary && tooLarge:
+		c.refuseValue(protocol.StatusTooLarge)
+	case binary:
+		c.refuseValue(protocol.StatusOutOfMemory)
+	case tooLarge:
+		c.rpos += lineLen
+		c.refuseAfterValue(vlen+2, protocol.ErrTooLarge, noReply)
+	default:
+		c.rpos += lineLen
+		c.refuseAfterValue(vlen+2, protocol.ErrOutOfMemory, noReply)
+	}
 }
 
 // refuseAfterValue swallows n bytes of input and then answers e (unless
