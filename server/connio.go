@@ -132,13 +132,11 @@ func (c *conn) readable(fd uintptr) bool {
 				p = c.rbuf[c.rend:]
 			}
 		}
-		room := len(p)
-		if c.io.dstTail {
-			room += len(c.rbuf) - c.rend
-		}
+		room := len(p) // what the read could take: drained if it took less
 		var n int
 		var errno syscall.Errno
 		if c.io.dstTail {
+			room += len(c.rbuf) - c.rend
 			n, errno = c.readTail(fd, p)
 		} else {
 			n, errno = readSocket(fd, p)

@@ -49,50 +49,62 @@ func (s *Store) carved(c *class, pg uint32) int {
 func (s *Store) reclaimClock(c *class, held int, now uint32, fseq uint64) bool {
 	pt := s.pt.Load()
 	for step := 0; step < 2*clockMaxSweep; step++ {
-		h := s.nextChunk(c, pt, c.hand)
-		if h == 0 {
+		freed, end := s.handStep(c, pt, held, now, fseq, step < clockMaxSweep)
+		if end {
 			return false
 		}
-		c.hand = h
-		b := s.chunk(h)
-		if !isItem(b) {
-			continue
+		if freed {
+			return true
 		}
-		hv := s.hash(itemKey(b))
-		si := int(hv & s.stripeMask)
-		st := &s.stripes[si]
-		if si == held || !st.mu.TryLock() {
-			continue
-		}
-		tag := uint32(hv >> 32)
-		switch hits := itemHits(b); {
-		case dead(b, now, fseq) != alive:
-			s.reclaimItem(c, st, tag, h, b)
-		case itemSeg(b) == segTemp: // never evicted (temp.go)
-			st.mu.Unlock()
-			continue
-		case s.s3 && itemSeg(b) == segHot && step < clockMaxSweep:
-			// S3-FIFO's small queue (s3clock.go) leaves through its ring.
-			st.mu.Unlock()
-			continue
-		case hits > 0 && step < clockMaxSweep:
-			setHits(b, hits-1)
-			c.movesWithinLRU++
-			st.mu.Unlock()
-			continue
-		case !s.evictable(h):
-			st.mu.Unlock()
-			continue
-		default:
-			if s.ghost.adaptive && itemSeg(b) == segCold {
-				s.ghost.addFrom(tag, 1) // s3clock: main's evictions tell small's share (ghost.adapt)
-			}
-			s.evictItem(c, st, tag, h, b, now)
-		}
-		st.mu.Unlock()
-		return true
 	}
 	return false
+}
+
+// handStep moves c's hand on by one chunk and acts on the item there: a
+// dead one is reclaimed; a TEMP one is passed over; with secondChance (the
+// hand's first sweep) so are S3-FIFO's small items (they leave through
+// small's ring, s3clock.go) and read ones, their count decremented;
+// otherwise an evictable item is evicted. freed reports an item freed, end
+// that the class has no chunk. It never blocks on a stripe lock and never
+// frees an item of the stripe the caller holds. c.mu held.
+func (s *Store) handStep(c *class, pt *pageTable, held int, now uint32, fseq uint64, secondChance bool) (freed, end bool) {
+	h := s.nextChunk(c, pt, c.hand)
+	if h == 0 {
+		return false, true
+	}
+	c.hand = h
+	b := s.chunk(h)
+	if !isItem(b) {
+		return false, false
+	}
+	hv := s.hash(itemKey(b))
+	si := int(hv & s.stripeMask)
+	st := &s.stripes[si]
+	if si == held || !st.mu.TryLock() {
+		return false, false
+	}
+	defer st.mu.Unlock()
+	tag := uint32(hv >> 32)
+	switch hits := itemHits(b); {
+	case dead(b, now, fseq) != alive:
+		s.reclaimItem(c, st, tag, h, b)
+	case itemSeg(b) == segTemp: // never evicted (temp.go)
+		return false, false
+	case s.s3 && itemSeg(b) == segHot && secondChance:
+		return false, false
+	case hits > 0 && secondChance:
+		setHits(b, hits-1)
+		c.movesWithinLRU++
+		return false, false
+	case !s.evictable(h):
+		return false, false
+	default:
+		if s.ghost.adaptive && itemSeg(b) == segCold {
+			s.ghost.addFrom(tag, 1) // s3clock: main's evictions tell small's share (ghost.adapt)
+		}
+		s.evictItem(c, st, tag, h, b, now)
+	}
+	return true, false
 }
 
 // reclaimDeadInPlace frees the expired and flushed items among up to limit

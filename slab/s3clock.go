@@ -148,8 +148,10 @@ func (s *Store) reclaimS3Clock(c *class, held int, now uint32, fseq uint64) bool
 		// (measured: 18% of the items on Zipf 0.99, 50% with 30% scans);
 		// hence the bound at the most share: beyond, small ate main
 		// under scans and its ring cost 3% more RSS.
-		if s.ghost.smallShare() > s3SmallPct*10000 && int64(small)*100 < int64(c.items)*s3SmallMaxPct && s.handStep(c, held, now, fseq) {
-			return true
+		if s.ghost.smallShare() > s3SmallPct*10000 && int64(small)*100 < int64(c.items)*s3SmallMaxPct {
+			if freed, _ := s.handStep(c, s.pt.Load(), held, now, fseq, true); freed {
+				return true
+			}
 		}
 		switch s.smallStep(c, held, now, fseq) {
 		case stepFreed:
@@ -171,46 +173,6 @@ func (s *Store) reclaimS3Clock(c *class, held int, now uint32, fseq uint64) bool
 		}
 	}
 	return false
-}
-
-// handStep moves main's hand on by one chunk: a main item read since the
-// hand last passed has its count decremented, as reclaimClock does; an
-// unread one is evicted (remembered in the ghost as main's), and true
-// returned. Small, TEMP, busy and pinned items are passed over. c.mu held.
-func (s *Store) handStep(c *class, held int, now uint32, fseq uint64) bool {
-	h := s.nextChunk(c, s.pt.Load(), c.hand)
-	if h == 0 {
-		return false
-	}
-	c.hand = h
-	b := s.chunk(h)
-	if !isItem(b) {
-		return false
-	}
-	hv := s.hash(itemKey(b))
-	si := int(hv & s.stripeMask)
-	st := &s.stripes[si]
-	if si == held || !st.mu.TryLock() {
-		return false
-	}
-	defer st.mu.Unlock()
-	tag := uint32(hv >> 32)
-	switch hits := itemHits(b); {
-	case itemSeg(b) != segCold:
-		return false
-	case dead(b, now, fseq) != alive:
-		s.reclaimItem(c, st, tag, h, b)
-	case hits > 0:
-		setHits(b, hits-1)
-		c.movesWithinLRU++
-		return false
-	case !s.evictable(h):
-		return false
-	default:
-		s.ghost.addFrom(tag, 1)
-		s.evictItem(c, st, tag, h, b, now)
-	}
-	return true
 }
 
 // smallStep takes the oldest small item whose stripe can be locked among a
