@@ -249,7 +249,7 @@ func (c *conn) binStore(value []byte) {
 	opt := c.binStoreOptions()
 	c.srv.watch.peek(c, r.Key)
 	res, cas := c.storeValue(r.Key, value, &opt)
-	countSetCmd(&c.stats, res)
+	countSetCmd(c.stats, res)
 	c.srv.watch.store(c, r.Key, res, &opt, r.ValueLen)
 	c.srv.prefixes.record(r.Key, prefixSet)
 	switch res {

@@ -104,7 +104,7 @@ type conn struct {
 	closing     bool      // close after writing the pending replies
 	proto       wireProtocol
 	lastCmd     atomic.Int64
-	stats       connStats
+	stats       *connStats  // nil while parked: folded into the server's retired total (retireStats)
 	shutdown    atomic.Bool // set by wake: finish in-flight replies and close
 	bin         binConn     // binary request and SASL state (binary.go)
 	auth        asciiAuth   // -Y authentication state (asciiauth.go)
@@ -124,7 +124,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
-	c := &conn{srv: s, nc: nc, id: id}
+	c := &conn{srv: s, nc: nc, id: id, stats: statsPool.Get().(*connStats)}
 	_, c.datagram = nc.(*udpNetConn)
 	c.copyLimit = copyValueMax
 	if c.datagram {
@@ -209,6 +209,7 @@ func (c *conn) serve() (parked bool) {
 	}()
 	idle := c.srv.cfg.IdleTimeout
 	if c.parking.started {
+		c.srv.takeStats(c)
 		c.resumed()
 		if !c.closing && !c.shutdown.Load() && !c.attach() {
 			return false

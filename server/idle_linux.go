@@ -111,6 +111,14 @@ func (s *idleSet) remove(c *conn) {
 	s.mu.Unlock()
 }
 
+// shrink rebuilds the map of parked connections at its present size
+// (Server.shrinkConnMaps).
+func (s *idleSet) shrink() {
+	s.mu.Lock()
+	s.conns = shrunk(s.conns)
+	s.mu.Unlock()
+}
+
 // peerGone reports whether the socket fd has nothing to read but its end:
 // the peer closed it, or it failed.
 func peerGone(fd int32) bool {
@@ -183,7 +191,9 @@ func (c *conn) detach() bool {
 	c.nc = ps
 	c.srv.mu.Unlock()
 	_ = old.Close()
-	c.io.fd = int32(dup)
+	// The RawConn would keep the closed net.Conn's netFD and addresses
+	// alive (about 300 bytes); attach makes a new one.
+	c.io.fd, c.io.raw = int32(dup), nil
 	return true
 }
 

@@ -13,6 +13,7 @@ const canParkIdle = false
 func (s *idleSet) add(*conn) bool { return false }
 func (s *idleSet) remove(*conn)   {}
 func (s *idleSet) close()         {}
+func (s *idleSet) shrink()        {}
 
 func peerGone(int32) bool { return false }
 

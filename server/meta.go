@@ -228,7 +228,7 @@ func (c *conn) storeMeta(m *protocol.MetaFlags, data []byte, bad bool) {
 	opt := c.metaSetOptions(m)
 	c.srv.watch.peek(c, m.Key)
 	res, cas := c.storeValue(m.Key, data, &opt)
-	countSetCmd(&c.stats, res)
+	countSetCmd(c.stats, res)
 	c.srv.watch.store(c, m.Key, res, &opt, m.Size)
 	c.srv.prefixes.record(m.Key, prefixSet)
 	var code string

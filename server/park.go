@@ -89,10 +89,11 @@ func (c *conn) park() bool {
 	if !c.parking.fresh || c.srv.currConns.Load() > detachFreshAbove {
 		c.detach() // idle_linux.go: the netpoller's state goes too
 	}
+	c.srv.retireStats(c)
 	c.parking.state.Store(connParking)
 	if !c.srv.idle.add(c) {
 		c.parking.state.Store(connActive)
-		c.reattach()
+		c.unpark()
 		return false
 	}
 	c.srv.parks.Add(1)
@@ -106,13 +107,14 @@ func (c *conn) park() bool {
 	} else {
 		c.parking.state.Store(connActive) // input or shutdown came first
 	}
-	c.reattach()
+	c.unpark()
 	return false
 }
 
-// reattach gives a connection that did not park after all its net.Conn
-// back, or has it close if the socket is gone.
-func (c *conn) reattach() {
+// unpark gives a connection that did not park after all its counters and
+// its net.Conn back, or has it close if the socket is gone.
+func (c *conn) unpark() {
+	c.srv.takeStats(c)
 	if !c.attach() {
 		c.closing = true
 	}
@@ -193,6 +195,26 @@ func (s *Server) resumeReady(c *conn, hangup bool) {
 	s.resume(c)
 }
 
+// shrinkConnMaps rebuilds the maps of connections at their present size
+// after a mass disconnect: Go's maps never shrink, and those of 10K
+// connections keep about 450 KB live after they have gone.
+func (s *Server) shrinkConnMaps() {
+	s.mu.Lock()
+	s.conns = shrunk(s.conns)
+	s.mu.Unlock()
+	s.idle.shrink()
+}
+
+// shrunk copies m into a map sized for its present length (maps.Clone
+// would keep m's capacity).
+func shrunk[K comparable, V any](m map[K]V) map[K]V {
+	n := make(map[K]V, len(m))
+	for k, v := range m {
+		n[k] = v
+	}
+	return n
+}
+
 // sweepIdle asks connections idle for idleParkAfter seconds to park,
 // closes parked ones past the idle timeout, and returns memory to the
 // operating system after many parks or a mass disconnect.
@@ -226,7 +248,7 @@ func (s *Server) sweepIdle() {
 				}
 			case connParked:
 				if timeout > 0 && now-last >= timeout && c.parking.state.CompareAndSwap(connParked, connActive) {
-					atomic.AddUint64(&c.stats.idleKicks, 1)
+					s.retired.idleKicks++ // a parked connection's counters are retired
 					c.closing = true
 					go s.runConn(c)
 				}
@@ -234,7 +256,11 @@ func (s *Server) sweepIdle() {
 		}
 		s.mu.Unlock()
 		cur := s.currConns.Load()
-		if parks := s.parks.Swap(0); parks >= freeOSAfter || (prevConns-cur >= freeOSAfter && cur < prevConns*3/4) {
+		massClose := prevConns-cur >= freeOSAfter && cur < prevConns*3/4
+		if massClose {
+			s.shrinkConnMaps()
+		}
+		if parks := s.parks.Swap(0); parks >= freeOSAfter || massClose {
 			// Twice: pooled buffers survive one collection in sync.Pool's
 			// victim cache, and stacks of exited goroutines are freed by
 			// the collection after they exit.

@@ -81,6 +81,12 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 	expectReply(t, silent, silentR, "get k0\r\n", "VALUE k0 0 1\r\nx\r\nEND\r\n")
 	// Parked again after a while; a request split across the park is whole.
 	waitFor(t, "connections to park again", func() bool { return groupStat(t, addr, "go", "go_goroutines") < base+n/4 })
+	// A parked connection's counters are folded into the server's total.
+	for name, want := range map[string]int{"cmd_set": n, "cmd_get": n + 1, "get_hits": n + 1} {
+		if got := groupStat(t, addr, "", name); got != want {
+			t.Errorf("%s = %d with the connections parked, want %d", name, got, want)
+		}
+	}
 	// Connections parked again have left the netpoller (idle_linux.go: detach)
 	// but are listed with their addresses as memcached lists them.
 	probe, probeR := dialText(t, "tcp", addr)
@@ -116,6 +122,9 @@ func TestParkedConnectionIdleTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < 3*time.Second {
 		t.Fatalf("closed after %v, before the idle timeout", d)
+	}
+	if got := groupStat(t, addr, "", "idle_kicks"); got != len(cs) {
+		t.Fatalf("idle_kicks = %d, want %d", got, len(cs))
 	}
 }
 

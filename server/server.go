@@ -391,8 +391,9 @@ func (s *Server) track(c *conn) bool {
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	s.retired.add(&c.stats)
+	st := s.retireStatsLocked(c)
 	s.mu.Unlock()
+	putStats(st)
 }
 
 // beginShutdown stops accepting and wakes every connection blocked in a

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,6 +28,54 @@ type connStats struct {
 	bytesRead, bytesWritten             uint64
 	idleKicks, connYields               uint64 // idle-timeout closes; -R yields
 	responseObjOOM, readBufOOM          uint64 // replies and reads refused over read_buf_mem_limit
+}
+
+// statsPool holds the counters of connections that are not parked. A
+// parked connection's are folded into the server's retired total, so a
+// parked connection does not carry them (152 bytes, and they put conn in
+// a larger size class).
+var statsPool = sync.Pool{New: func() any { return new(connStats) }}
+
+// takeStats gives a connection that resumes from parking counters of its
+// own again.
+func (s *Server) takeStats(c *conn) {
+	if c.stats != nil {
+		return
+	}
+	st := statsPool.Get().(*connStats)
+	s.mu.Lock() // totals reads c.stats under it
+	c.stats = st
+	s.mu.Unlock()
+}
+
+// retireStats folds c's counters into the retired total and gives them
+// back to the pool: c is parking, and takeStats must run before it counts
+// again.
+func (s *Server) retireStats(c *conn) {
+	s.mu.Lock()
+	st := s.retireStatsLocked(c)
+	s.mu.Unlock()
+	putStats(st)
+}
+
+// retireStatsLocked is retireStats under s.mu; the caller puts the result
+// back with putStats once it has released the lock.
+func (s *Server) retireStatsLocked(c *conn) *connStats {
+	st := c.stats
+	c.stats = nil
+	if st != nil {
+		s.retired.add(st)
+	}
+	return st
+}
+
+// putStats zeroes counters no longer reachable from any connection and
+// pools them.
+func putStats(st *connStats) {
+	if st != nil {
+		*st = connStats{}
+		statsPool.Put(st)
+	}
 }
 
 // add accumulates o into s. s must not be shared; o may be live.
@@ -58,7 +107,9 @@ func (s *Server) totals() connStats {
 	defer s.mu.Unlock()
 	t := s.retired
 	for c := range s.conns {
-		t.add(&c.stats)
+		if c.stats != nil {
+			t.add(c.stats)
+		}
 	}
 	return t
 }
@@ -69,7 +120,9 @@ func (s *Server) resetStats() {
 	defer s.mu.Unlock()
 	s.retired = connStats{}
 	for c := range s.conns {
-		c.stats.reset()
+		if c.stats != nil {
+			c.stats.reset()
+		}
 	}
 	s.totalConns.Store(0)
 	s.rejectedConns.Store(0)

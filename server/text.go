@@ -168,7 +168,7 @@ func (c *conn) finishStorage(data []byte, bad bool) {
 	opt := c.storageOptions()
 	c.srv.watch.peek(c, r.Key)
 	res, _ := c.storeValue(r.Key, data, &opt)
-	countSetCmd(&c.stats, res)
+	countSetCmd(c.stats, res)
 	c.srv.watch.store(c, r.Key, res, &opt, r.Bytes)
 	switch res {
 	case slab.Stored:
